@@ -1,0 +1,195 @@
+"""One simulated configuration (machine x workload x policy x knobs x seed) and its validation.
+
+``RunConfig`` is plain, hashable Python. ``build_static`` derives the shapes a batch of them needs;
+``params.build_params`` turns each into traced arrays. Everything is checked here, before any
+compile, with one-line ``ConfigError``s that name the field, the value and the allowed range.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Sequence
+
+from .errors import ConfigError, require
+from .knobs import Knobs, validate as validate_knobs
+from .machine import PAGE_SIZE, Machine, get_machine
+from .static import UNIT_2M, UNIT_4K, Static, pow2_at_least
+from .workloads import VARIANTS, Workload, make_benchmark
+
+# Kernel policies understood by the engine (a traced integer, so they can share one batch).
+POLICY_NONE = 0  # Linux 3.6: first touch, NUMA-unaware CFS, no migration
+POLICY_AUTONUMA24 = 1
+
+# User-facing policy names -> (engine policy, workload variant). hard_bind / inverse_bind are the
+# benchmark's own numactl-style bindings run on the `none` kernel (spec §10.1).
+POLICIES = {
+    "none": (POLICY_NONE, None),
+    "autonuma24": (POLICY_AUTONUMA24, None),
+    "hard_bind": (POLICY_NONE, "hard_bind"),
+    "inverse_bind": (POLICY_NONE, "inverse_bind"),
+}
+
+PAGE_UNITS = {"2M": UNIT_2M, "4K": UNIT_4K}
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    tick_ms: float = 1.0
+    duration_s: float = 60.0
+    page_unit: str = "2M"
+    report_interval_ms: float = 1000.0
+    check_invariants: bool = False
+
+    def validate(self) -> "SimConfig":
+        require(isinstance(self.tick_ms, (int, float)) and 0.05 <= self.tick_ms <= 10, "sim.tick_ms",
+                self.tick_ms, "a number in [0.05, 10] ms")
+        require(isinstance(self.duration_s, (int, float)) and 0 < self.duration_s <= 100_000, "sim.duration_s",
+                self.duration_s, "a number in (0, 100000] s")
+        require(self.page_unit in PAGE_UNITS, "sim.page_unit", self.page_unit, f"one of {list(PAGE_UNITS)}")
+        require(isinstance(self.report_interval_ms, (int, float)) and self.report_interval_ms >= self.tick_ms,
+                "sim.report_interval_ms", self.report_interval_ms, f">= sim.tick_ms ({self.tick_ms})")
+        ratio = self.report_interval_ms / self.tick_ms
+        require(abs(ratio - round(ratio)) < 1e-9, "sim.report_interval_ms", self.report_interval_ms,
+                f"a whole multiple of sim.tick_ms ({self.tick_ms})")
+        require(self.duration_s * 1000 >= self.report_interval_ms, "sim.duration_s", self.duration_s,
+                f">= one report interval ({self.report_interval_ms} ms)")
+        return self
+
+    @property
+    def tick_ns(self) -> int:
+        return int(round(self.tick_ms * 1e6))
+
+    @property
+    def report_ticks(self) -> int:
+        return int(round(self.report_interval_ms / self.tick_ms))
+
+    @property
+    def n_reports(self) -> int:
+        return max(1, math.ceil(self.duration_s * 1000 / self.report_interval_ms - 1e-9))
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    machine: object = "2node_24cpu"  # preset name or Machine
+    workload: object = "numa01"  # benchmark name or Workload
+    policy: str = "autonuma24"
+    knobs: Knobs = field(default_factory=Knobs)
+    sim: SimConfig = field(default_factory=SimConfig)
+    seed: int = 0
+    variant: str = "default"  # workload variant when the policy does not impose one (e.g. no_force)
+
+    def resolved_machine(self) -> Machine:
+        return self.machine if isinstance(self.machine, Machine) else get_machine(self.machine)
+
+    @property
+    def engine_policy(self) -> int:
+        return POLICIES[self.policy][0]
+
+    def force_node(self) -> int:
+        """numa01's FORCE_SAME_NODE node: `(time(NULL) & 1)` in the source; here a seeded coin."""
+        return int((self.seed * 2654435761 >> 7) & 1)
+
+    def resolved_workload(self) -> Workload:
+        if isinstance(self.workload, Workload):
+            return self.workload.validate(self.resolved_machine().n_nodes)
+        pol_variant = POLICIES[self.policy][1]
+        variant = pol_variant or self.variant
+        return make_benchmark(self.workload, self.resolved_machine(), variant, self.force_node())
+
+    def label(self) -> str:
+        wl = self.workload if isinstance(self.workload, str) else self.workload.name
+        m = self.machine if isinstance(self.machine, str) else self.machine.name
+        return f"{m}/{wl}/{self.policy}/seed{self.seed}"
+
+
+def validate_run(cfg: RunConfig, index: int | None = None) -> RunConfig:
+    """Validate one configuration; errors name the configuration index in a batch."""
+    where = "" if index is None else f"config[{index}]."
+    try:
+        require(cfg.policy in POLICIES, "policy", cfg.policy, f"one of {sorted(POLICIES)}")
+        require(isinstance(cfg.seed, int) and not isinstance(cfg.seed, bool) and 0 <= cfg.seed < 2**31,
+                "seed", cfg.seed, "an integer in [0, 2^31)")
+        require(cfg.variant in VARIANTS, "variant", cfg.variant, f"one of {list(VARIANTS)}")
+        machine = cfg.resolved_machine().validate()
+        sim = cfg.sim.validate()
+        validate_knobs(cfg.knobs)
+        wl = cfg.resolved_workload()
+        k = cfg.knobs
+        unit_pages = PAGE_UNITS[sim.page_unit]
+        if unit_pages == UNIT_2M and not k.transparent_hugepage.enabled:
+            require(k.autonuma.knuma_scand.pmd == 1, "autonuma.knuma_scand.pmd", k.autonuma.knuma_scand.pmd,
+                    "1 with sim.page_unit=2M and THP off (pte-mode scanning needs sim.page_unit=4K)")
+        _check_fits(machine, wl, unit_pages)
+    except ConfigError as e:
+        raise ConfigError(f"{where}{e}" + (f" [{cfg.label()}]" if index is not None else "")) from None
+    return cfg
+
+
+def _units(nbytes: int, unit_pages: int) -> int:
+    return max(1, -(-nbytes // (unit_pages * PAGE_SIZE)))
+
+
+def _check_fits(machine: Machine, wl: Workload, unit_pages: int) -> None:
+    """The workload must fit in the machine's memory (with bindings, in the bound nodes)."""
+    pages = sum(_units(p.mem_bytes, unit_pages) * unit_pages for p in wl.processes)
+    mn, low, high = machine.watermarks_pages()
+    usable = int((machine.node_pages - high).sum())
+    if pages > usable:
+        need = pages * PAGE_SIZE / 2**30
+        have = usable * PAGE_SIZE / 2**30
+        raise ConfigError(f"workload={wl.name!r}: needs {need:.2f} GiB but machine={machine.name!r} has "
+                          f"{have:.2f} GiB above the high watermarks (short by {need - have:.2f} GiB)")
+    # Every bind mask used for allocation must be able to hold the process's memory.
+    for t in wl.threads:
+        for mask in (t.init_bind_mask, t.work_bind_mask):
+            if mask:
+                nodes = [n for n in range(machine.n_nodes) if mask >> n & 1]
+                cap = sum(int(machine.node_pages - high[n]) for n in nodes)
+                need = sum(_units(p.mem_bytes, unit_pages) * unit_pages
+                           for i, p in enumerate(wl.processes)
+                           if any((tt.init_bind_mask or tt.work_bind_mask) == mask and tt.mm == i for tt in wl.threads))
+                if need > cap:
+                    raise ConfigError(f"workload={wl.name!r}: bind mask {mask:#x} holds {cap * PAGE_SIZE / 2**30:.2f} "
+                                      f"GiB but the processes bound there need {need * PAGE_SIZE / 2**30:.2f} GiB")
+    require(machine.n_cpus <= 4096, "machine.n_cpus", machine.n_cpus, "<= 4096")
+    require(wl.n_tasks <= 4096, f"workload[{wl.name}].threads", wl.n_tasks, "<= 4096 threads")
+
+
+def build_static(cfgs: Sequence[RunConfig]) -> Static:
+    """The shapes a batch of (already validated) configurations needs; they must agree."""
+    first = cfgs[0]
+    machine = first.resolved_machine()
+    wl = first.resolved_workload()
+    sim = first.sim
+    unit_pages = PAGE_UNITS[sim.page_unit]
+    upp = 512 // unit_pages
+    n_units = sum(-(-_units(p.mem_bytes, unit_pages) // upp) * upp for p in wl.processes)
+    pte_faults = unit_pages == UNIT_4K and first.knobs.autonuma.knuma_scand.pmd == 0
+    unit_bytes = unit_pages * PAGE_SIZE
+    # A thread alone on a core at local speed, 1/0.6 faster at the top of the jitter clamp.
+    max_bytes = max(c.resolved_machine().thread_bw_gbs for c in cfgs) * 1e9 * sim.tick_ns * 1e-9 / 0.6
+    units_per_tick = pow2_at_least(math.ceil(max_bytes / unit_bytes) + 2, 4)
+    max_scan = max(c.knobs.autonuma.knuma_scand.pages_to_scan for c in cfgs)
+    scan_pmds = pow2_at_least(-(-max_scan // 512) + 1, 64)
+    max_mig = max(c.knobs.autonuma.knuma_migrated.pages_to_migrate for c in cfgs)
+    mig_units = -(-max_mig // unit_pages)
+    migrate_window = pow2_at_least(mig_units + max(64, mig_units // 8), 64)
+    ring_capacity = pow2_at_least(n_units + 64, 64)
+    st = Static(
+        n_nodes=machine.n_nodes, n_cpus=machine.n_cpus, n_tasks=wl.n_tasks, n_mms=wl.n_mms, n_units=n_units,
+        unit_pages=unit_pages, pte_faults=pte_faults, tick_ns=sim.tick_ns, units_per_tick=units_per_tick,
+        scan_pmds_per_tick=scan_pmds, migrate_window=migrate_window, ring_capacity=ring_capacity,
+        report_ticks=sim.report_ticks, n_reports=sim.n_reports, check_invariants=bool(sim.check_invariants),
+    )
+    return st
+
+
+def shape_key(cfg: RunConfig) -> tuple:
+    """Configurations with the same key can share a batch (same shapes before capacities)."""
+    m = cfg.resolved_machine()
+    wl = cfg.resolved_workload()
+    s = cfg.sim
+    unit_pages = PAGE_UNITS[s.page_unit]
+    return (m.n_nodes, m.n_cpus, wl.n_tasks, tuple(_units(p.mem_bytes, unit_pages) for p in wl.processes),
+            s.page_unit, s.tick_ns, s.report_ticks, s.n_reports, bool(s.check_invariants),
+            unit_pages == UNIT_4K and cfg.knobs.autonuma.knuma_scand.pmd == 0)

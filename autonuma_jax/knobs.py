@@ -1,0 +1,201 @@
+"""Tuning knobs: a pytree of traced values (what ``vmap`` sweeps), defaults = kernel defaults.
+
+Field names follow the sysfs paths of AutoNUMA24 (``/sys/kernel/mm/autonuma/...``, spec §7) and
+the THP / khugepaged paths (``/sys/kernel/mm/transparent_hugepage/...``). Knobs the kernel does
+not expose (event costs, scheduler noise, the balancer period) are modelling assumptions [I]
+and say so. Changing a knob value never recompiles; only the static shapes (see ``static.py``)
+do.
+
+Every knob has an allowed range here (``RANGES``), checked before any compile (``validate``).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from typing import Any
+
+from .errors import ConfigError
+
+U32 = 2**31 - 1  # the kernel accepts 0..UINT_MAX; int32 arrays cap us at INT_MAX
+
+
+@dataclass(frozen=True)
+class KnumaScand:
+    """/sys/kernel/mm/autonuma/knuma_scand/ (spec §3.1, §7)."""
+    scan_sleep_millisecs: int = 100
+    scan_sleep_pass_millisecs: int = 10000
+    pages_to_scan: int = 32768  # 128 MiB of 4 KiB pages per chunk
+    pmd: int = 1  # arm at pmd level (x86 default)
+    mm_working_set: int = 1  # DEBUG_VM only in the kernel
+
+
+@dataclass(frozen=True)
+class KnumaMigrated:
+    """/sys/kernel/mm/autonuma/knuma_migrated/ (spec §5.1, §7)."""
+    migrate_sleep_millisecs: int = 100
+    pages_to_migrate: int = 32768  # batch size and wake-up threshold
+    defer: int = 0  # DEBUG_VM only
+    allow_first_fault: int = 1  # DEBUG_VM only; code default 1 (spec §14.1)
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    """/sys/kernel/mm/autonuma/scheduler/ (DEBUG_VM only, spec §7)."""
+    load_balance_strict: int = 0
+    reset: int = 1
+
+
+@dataclass(frozen=True)
+class Autonuma:
+    """/sys/kernel/mm/autonuma/."""
+    enabled: int = 1
+    debug: int = 0  # printk verbosity in the kernel; no effect on the simulation
+    knuma_scand: KnumaScand = field(default_factory=KnumaScand)
+    knuma_migrated: KnumaMigrated = field(default_factory=KnumaMigrated)
+    scheduler: Scheduler = field(default_factory=Scheduler)
+    # [I] sched_autonuma_balance runs from SCHED_SOFTIRQ of each busy CPU; the busy balance
+    # interval is clamped to max_load_balance_interval = HZ/10 (spec §6.1): 100 ms.
+    balance_interval_millisecs: int = 100
+
+
+@dataclass(frozen=True)
+class Khugepaged:
+    """/sys/kernel/mm/transparent_hugepage/khugepaged/ (AutoNUMA boosts it, spec §4.5)."""
+    pages_to_scan: int = 4096  # HPAGE_PMD_NR * 8
+    scan_sleep_millisecs: int = 100  # 10000 upstream; AutoNUMA24 sets 100 when it is possible
+    alloc_sleep_millisecs: int = 10000
+
+
+@dataclass(frozen=True)
+class TransparentHugepage:
+    """/sys/kernel/mm/transparent_hugepage/ (only meaningful with 2 MiB page units)."""
+    enabled: int = 1  # "always" (the Fedora/RHEL default of 2012) -> anonymous memory is THP
+    khugepaged: Khugepaged = field(default_factory=Khugepaged)
+
+
+@dataclass(frozen=True)
+class Costs:
+    """CPU cost of each kernel event, ns [I]. Charged to the thread that takes the event (faults,
+    first touch, task exchange) or to the threads running on the daemon's node (knuma_migrated
+    on its node; knuma_scand and khugepaged, unbound, spread over all running threads)."""
+    hinting_fault_ns: int = 1000  # trap + pte/pmd fixup + TLB work of one NUMA hinting fault
+    hinting_fault_per_page_ns: int = 50  # numa_hinting_fault() per 4 KiB page handled (pmd fault: 512)
+    first_touch_per_page_ns: int = 250  # page fault + clear_page of a 4 KiB page at ~16 GB/s
+    scan_per_pte_ns: int = 10  # knuma_scand: one pte visited
+    scan_per_pmd_ns: int = 100  # knuma_scand: one pmd visited (THP or page-table pmd)
+    scan_tlb_flush_ns: int = 5000  # flush + mmu notifier after each knumad_do_scan call
+    migrate_per_page_ns: int = 2000  # isolate + unmap + 4 KiB copy (~3 GB/s) + remap
+    exchange_ns: int = 50000  # stop_one_cpu move of one task
+    collapse_per_page_ns: int = 500  # khugepaged copy into a new huge page
+
+
+@dataclass(frozen=True)
+class Sched:
+    """The scheduler's noise: what other activity does to the benchmark's threads [I]."""
+    # Cross-node moves of a running thread caused by other activity (kernel threads, wake-ups,
+    # interrupts), machine-wide. The same value for every policy on a machine; AutoNUMA's CFS
+    # hooks refuse a move away from task_selected_nid (spec §6.3).
+    noise_migrations_per_sec: float = 0.5
+    # Each thread's speed wanders around nominal (AR(1): stationary std in per mille, correlation
+    # time in ms): threads streaming the same memory drift apart, which breaks numa01's symmetry by
+    # noise, never by thread order (spec §10.1).
+    speed_jitter_permille: int = 100
+    speed_correlation_ms: int = 2000
+    # Each thread's accesses within a tick start at a random offset in [0, tick * this / 1000).
+    phase_jitter_permille: int = 250
+
+
+@dataclass(frozen=True)
+class Knobs:
+    autonuma: Autonuma = field(default_factory=Autonuma)
+    transparent_hugepage: TransparentHugepage = field(default_factory=TransparentHugepage)
+    costs: Costs = field(default_factory=Costs)
+    sched: Sched = field(default_factory=Sched)
+
+
+# ------------------------------------------------------------------------------------------
+# ranges: (lo, hi, kind); kind "flag" means 0/1
+RANGES: dict[str, tuple] = {
+    "autonuma.enabled": (0, 1, "flag"),
+    "autonuma.debug": (0, 1, "flag"),
+    "autonuma.knuma_scand.scan_sleep_millisecs": (0, 3_600_000, "int"),
+    "autonuma.knuma_scand.scan_sleep_pass_millisecs": (0, 3_600_000, "int"),
+    "autonuma.knuma_scand.pages_to_scan": (1, 1 << 24, "int"),
+    "autonuma.knuma_scand.pmd": (0, 1, "flag"),
+    "autonuma.knuma_scand.mm_working_set": (0, 1, "flag"),
+    "autonuma.knuma_migrated.migrate_sleep_millisecs": (0, 3_600_000, "int"),
+    "autonuma.knuma_migrated.pages_to_migrate": (1, 1 << 24, "int"),
+    "autonuma.knuma_migrated.defer": (0, 1, "flag"),
+    "autonuma.knuma_migrated.allow_first_fault": (0, 1, "flag"),
+    "autonuma.scheduler.load_balance_strict": (0, 1, "flag"),
+    "autonuma.scheduler.reset": (0, 1, "flag"),
+    "autonuma.balance_interval_millisecs": (1, 60_000, "int"),
+    "transparent_hugepage.enabled": (0, 1, "flag"),
+    "transparent_hugepage.khugepaged.pages_to_scan": (1, 1 << 24, "int"),
+    "transparent_hugepage.khugepaged.scan_sleep_millisecs": (0, 3_600_000, "int"),
+    "transparent_hugepage.khugepaged.alloc_sleep_millisecs": (0, 3_600_000, "int"),
+    "costs.hinting_fault_ns": (0, 10_000_000, "int"),
+    "costs.hinting_fault_per_page_ns": (0, 100_000, "int"),
+    "costs.first_touch_per_page_ns": (0, 100_000, "int"),
+    "costs.scan_per_pte_ns": (0, 100_000, "int"),
+    "costs.scan_per_pmd_ns": (0, 1_000_000, "int"),
+    "costs.scan_tlb_flush_ns": (0, 10_000_000, "int"),
+    "costs.migrate_per_page_ns": (0, 1_000_000, "int"),
+    "costs.exchange_ns": (0, 100_000_000, "int"),
+    "costs.collapse_per_page_ns": (0, 1_000_000, "int"),
+    "sched.noise_migrations_per_sec": (0.0, 10_000.0, "float"),
+    "sched.speed_jitter_permille": (0, 400, "int"),
+    "sched.speed_correlation_ms": (1, 3_600_000, "int"),
+    "sched.phase_jitter_permille": (0, 1000, "int"),
+}
+
+
+def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """Knobs dataclass -> {"autonuma.knuma_scand.pages_to_scan": 32768, ...}."""
+    out = {}
+    for f in fields(obj):
+        v = getattr(obj, f.name)
+        key = f"{prefix}{f.name}"
+        if is_dataclass(v):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def with_overrides(knobs: Knobs, overrides: dict[str, Any]) -> Knobs:
+    """Return ``knobs`` with dotted-path overrides applied; unknown paths are a ConfigError."""
+    for path, value in overrides.items():
+        knobs = _set(knobs, path.split("."), value, path)
+    return knobs
+
+
+def _set(obj, parts, value, path):
+    names = {f.name for f in fields(obj)}
+    if parts[0] not in names:
+        raise ConfigError(f"{path}={value!r}: unknown knob (known: {', '.join(sorted(flatten(Knobs())))})")
+    if len(parts) == 1:
+        if is_dataclass(getattr(obj, parts[0])):
+            raise ConfigError(f"{path}={value!r}: is a group, not a knob")
+        return replace(obj, **{parts[0]: value})
+    return replace(obj, **{parts[0]: _set(getattr(obj, parts[0]), parts[1:], value, path)})
+
+
+def validate(knobs: Knobs, where: str = "") -> Knobs:
+    """Check every knob's type and range; raise one ConfigError line naming the first bad one."""
+    for path, value in flatten(knobs).items():
+        lo, hi, kind = RANGES[path]
+        name = f"{where}{path}"
+        if kind == "float":
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and lo <= float(value) <= hi
+            if not ok or value != value:
+                raise ConfigError(f"{name}={value!r}: must be a number in [{lo}, {hi}]")
+        else:
+            if isinstance(value, bool) or not isinstance(value, int) and not (
+                    isinstance(value, float) and value.is_integer()):
+                raise ConfigError(f"{name}={value!r}: must be an integer in [{lo}, {hi}]"
+                                  + (" (a 0/1 flag)" if kind == "flag" else ""))
+            if not lo <= int(value) <= hi:
+                allowed = "0 or 1" if kind == "flag" else f"an integer in [{lo}, {hi}]"
+                raise ConfigError(f"{name}={value!r}: must be {allowed}")
+    return knobs

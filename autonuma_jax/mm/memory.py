@@ -1,0 +1,133 @@
+"""The access phase of a tick (mm/memory.c: handle_mm_fault and the NUMA hinting fault entries).
+
+Every running thread's touched units become entries (unit, time, task). Sorted by
+(unit, time, task), the first entry of a unit is its first toucher this tick: it allocates the
+page if absent (first touch). The first toucher of an armed pmd (or, in 4 KiB pte mode, of an armed
+pte) takes the NUMA hinting fault; everybody after it finds it disarmed. Ties in time are broken
+by task id, never by scatter order. Fault events are then ordered by time, which is the order in
+which they queue pages (FIFO) and move the knuma_migrated counters.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from ..ops import bit
+from ..pytree import replace
+from ..state import PMD_NUMA, PMD_THP, T_INIT
+from . import autonuma, mempolicy
+
+i32 = jnp.int32
+BIG = jnp.iinfo(jnp.int32).max
+
+
+def access(state, params, static, st, autonuma_on):
+    """Allocation on first touch and NUMA hinting faults for stream ``st``.
+
+    Returns (state, node_of_entry[T, A], wake[N], per-task cost ns [T], stats dict).
+    """
+    pages, tasks, mms = state.pages, state.tasks, state.mms
+    mp, wp, costs = params.machine, params.workload, params.knobs.costs
+    T, A, N, U = static.n_tasks, static.units_per_tick, static.n_nodes, static.n_units
+    E = T * A
+    w = static.unit_pages
+    upf = static.units_per_fault
+
+    unit = jnp.where(st.touched, st.unit, U).ravel()
+    tau = jnp.where(st.touched, st.tau, BIG).ravel()
+    task = jnp.broadcast_to(jnp.arange(T, dtype=i32)[:, None], (T, A)).ravel()
+    flat = jnp.arange(E, dtype=i32)
+    unit_s, tau_s, task_s, flat_s = jax.lax.sort((unit, tau, task, flat), num_keys=3)
+    real = unit_s < U
+    us = jnp.minimum(unit_s, U - 1)
+    new_unit = jnp.concatenate([jnp.ones(1, bool), unit_s[1:] != unit_s[:-1]])
+
+    # ---- first touch ------------------------------------------------------------------------
+    cur_node = pages.node[us].astype(i32)
+    req = real & new_unit & (cur_node < 0)
+    order = st.order.reshape(E, N)[flat_s]
+    allowed = st.allowed.reshape(E, N)[flat_s]
+    got, free, oom = mempolicy.allocate(req, order, allowed, jnp.full(E, w, i32), state.free_pages,
+                                        mp.wmark_low, N)
+    idx = jnp.where(req, us, U)
+    node = pages.node.at[idx].set(got.astype(pages.node.dtype), mode="drop")
+    pmd_flags = pages.pmd_flags
+    if static.unit_pages == 512:
+        thp = params.derived.thp == 1
+        pmd_flags = pmd_flags.at[idx].set(jnp.where(thp, jnp.uint8(PMD_THP), jnp.uint8(0)), mode="drop")
+    m_of = wp.task_mm[task_s]
+    M = static.n_mms
+    alloc_add = jax.ops.segment_sum(jnp.where(req, w, 0), jnp.where(req, m_of * N + got, M * N),
+                                    num_segments=M * N + 1)[:M * N].reshape(M, N)
+    pages = replace(pages, node=node, pmd_flags=pmd_flags)
+    mms = replace(mms, node_pages=mms.node_pages + alloc_add)
+    alloc_ns = jax.ops.segment_sum(jnp.where(req, w * costs.first_touch_per_page_ns, 0), task_s, num_segments=T)
+
+    # ---- who takes each hinting fault ----------------------------------------------------------
+    key_s = unit_s // upf  # fault key: pmd (pmd level in 4 KiB mode) or unit
+    if upf == 1:
+        owner = real & new_unit
+    else:
+        new_key = jnp.concatenate([jnp.ones(1, bool), key_s[1:] != key_s[:-1]])
+        seg = jnp.cumsum(new_key.astype(i32)) - 1
+        m_tau = jax.ops.segment_min(tau_s, seg, num_segments=E)[seg]
+        c1 = tau_s == m_tau
+        m_task = jax.ops.segment_min(jnp.where(c1, task_s, BIG), seg, num_segments=E)[seg]
+        c2 = c1 & (task_s == m_task)
+        first = jax.ops.segment_min(jnp.where(c2, flat, BIG), seg, num_segments=E)[seg]
+        owner = real & c2 & (first == jnp.arange(E, dtype=i32))
+    if static.pte_faults:
+        armed = pages.pte_numa[us] != 0
+    else:
+        armed = (pages.pmd_flags[jnp.minimum(key_s, static.n_pmds - 1) if upf > 1 else us // static.units_per_pmd]
+                 & PMD_NUMA) != 0
+    fault = owner & armed
+
+    # compact the fault events and order them by time
+    F = static.fault_events
+    slot = jnp.where(fault, jnp.cumsum(fault.astype(i32)) - 1, F)
+    ev_key = jnp.full(F, 0, i32).at[slot].set(key_s, mode="drop")
+    ev_task = jnp.full(F, T, i32).at[slot].set(task_s, mode="drop")
+    ev_tau = jnp.full(F, BIG, i32).at[slot].set(tau_s, mode="drop")
+    ev_tau, ev_task, ev_key = jax.lax.sort((ev_tau, ev_task, ev_key), num_keys=2)
+    ev_valid = ev_task < T
+    n_events = jnp.sum(ev_valid.astype(i32))
+
+    # disarm: the pmd (all its ptes) or the pte
+    if static.pte_faults:
+        pte_numa = pages.pte_numa.at[jnp.where(ev_valid, ev_key, U)].set(jnp.uint8(0), mode="drop")
+        pages = replace(pages, pte_numa=pte_numa)
+    else:
+        pmd = ev_key if upf > 1 else ev_key // static.units_per_pmd
+        pidx = jnp.where(ev_valid, pmd, static.n_pmds)
+        cur = pages.pmd_flags[jnp.minimum(pidx, static.n_pmds - 1)]
+        pages = replace(pages, pmd_flags=pages.pmd_flags.at[pidx].set(cur & ~jnp.uint8(PMD_NUMA), mode="drop"))
+
+    # expand to the page units each event covers
+    x_unit = (ev_key[:, None] * upf + jnp.arange(upf, dtype=i32)[None, :]).ravel()
+    x_task = jnp.repeat(ev_task, upf)
+    x_unit = jnp.minimum(x_unit, U - 1)
+    x_valid = jnp.repeat(ev_valid, upf) & (pages.node[x_unit] >= 0)
+    ts = jnp.minimum(x_task, T - 1)
+    this_nid = mp.cpu_node[jnp.maximum(tasks.cpu[ts], 0)]
+    # numa_hinting_fault() does nothing for a task with a mempolicy or with AutoNUMA disabled
+    t_phase_mask = jnp.where(tasks.phase[ts] == T_INIT,
+                             jnp.where(wp.init_by_slice[ts] == 1, 1, wp.init_bind[ts]), wp.work_bind[ts])
+    gate = autonuma_on & (t_phase_mask == 0)
+    state = replace(state, pages=pages, mms=mms, free_pages=free)
+    state, wake, fstats = autonuma.numa_hinting_fault(state, params, static, x_unit, x_task, x_valid, gate, this_nid)
+
+    # ---- costs of the faults, charged to the faulting threads -----------------------------------
+    if static.unit_pages == 512:
+        per_event_pages = jnp.where(params.derived.thp == 1, 1, 512)  # THP: one call of weight 512
+        pages_handled = jnp.where(ev_valid, per_event_pages, 0)
+    else:
+        pages_handled = jnp.sum(x_valid.reshape(-1, upf).astype(i32), axis=1)
+    ev_cost = jnp.where(ev_valid, costs.hinting_fault_ns + pages_handled * costs.hinting_fault_per_page_ns, 0)
+    fault_ns = jax.ops.segment_sum(ev_cost, jnp.minimum(ev_task, T), num_segments=T + 1)[:T]
+
+    node_entry = state.pages.node[jnp.minimum(st.unit, U - 1)].astype(i32)
+    stats = dict(hinting_faults=n_events, fault_pages=fstats["fault_pages"], pages_queued=fstats["pages_queued"],
+                 overflows=fstats["overflows"], oom=jnp.sum(jnp.where(oom, w, 0)), alloc_ns=alloc_ns,
+                 fault_ns=fault_ns)
+    return state, node_entry, wake, stats

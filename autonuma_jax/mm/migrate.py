@@ -1,0 +1,136 @@
+"""knuma_migrated: per-node queues and daemons (mm/autonuma.c, spec §5).
+
+Each (destination D, source S) list of the kernel is a ring of page-unit indices in enqueue order.
+The kernel inserts at the front and isolates from the tail, so each list is FIFO; a cancelled or
+re-queued page is unlinked. Here an entry is *live* only while the page is still queued to D, on
+S, with ``migrate_seq`` equal to the entry's position: cancelled and re-queued pages leave dead
+entries behind, which the daemon discards when it reaches them. FIFO order is therefore exact.
+A full ring refuses the queueing (counted in ``queue_overflows``), as the kernel does for pages it
+cannot link.
+
+The daemon of node D, once woken (its counter crossed ``pages_to_migrate``, or knuma_scand's
+end-of-pass flush), isolates pages round robin, one per source list per round, while the node has
+room above ``high_wmark + pages already isolated`` and until ``pages_to_migrate`` pages are taken;
+it then sleeps ``migrate_sleep_millisecs`` (plus the time the copies took) and repeats until its
+queue is empty, when it waits for the next wake-up. A 2 MiB THP unit is split when isolated
+(``PMD_THP`` cleared) and its 512 pages migrate together.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from ..pytree import replace
+from ..state import PMD_THP
+
+i32 = jnp.int32
+
+
+def ring_index(dst, src, n_nodes: int):
+    """Ring of the (dst, src) list; src != dst."""
+    if n_nodes == 1:
+        return jnp.zeros_like(dst)
+    return dst * (n_nodes - 1) + jnp.where(src < dst, src, src - 1)
+
+
+def unit_mm(units, mm_start):
+    return (jnp.searchsorted(mm_start, units, side="right") - 1).astype(i32)
+
+
+def knuma_migrated(state, params, static, wake):
+    """Run the daemons whose turn it is. Returns (state, pages_taken[N], migrate_cost_ns[N])."""
+    mg, pages, mms = state.migrated, state.pages, state.mms
+    mp, wp, kn = params.machine, params.workload, params.knobs.autonuma.knuma_migrated
+    N, W, cap = static.n_nodes, static.migrate_window, static.ring_capacity
+    w = static.unit_pages
+    tick = state.tick
+    cnt = mg.nr_migrate_pages
+    run = (mg.waiting & wake & (cnt > 0)) | (~mg.waiting & (tick >= mg.wake_tick))
+
+    D = jnp.arange(N, dtype=i32)[:, None]
+    S = jnp.arange(N, dtype=i32)[None, :]
+    pair = D != S
+    r = jnp.where(pair, ring_index(D, S, N), 0)
+    head = mg.head[r]
+    tail = mg.tail[r]
+    j = jnp.arange(W, dtype=i32)
+    pos = head[..., None] + j
+    in_q = (pos < tail[..., None]) & pair[..., None]
+    page = mg.ring[r[..., None], pos % cap]
+    live = (in_q & (pages.migrate_nid[page].astype(i32) == D[..., None])
+            & (pages.node[page].astype(i32) == S[..., None]) & (pages.migrate_seq[page] == pos)
+            & mms.alive[unit_mm(page, wp.mm_start)])
+    li = live.astype(i32)
+    rank = jnp.cumsum(li, axis=-1) - li
+    avail = jnp.sum(li, axis=-1)  # [D, S]
+    rho = jnp.arange(1, W + 1, dtype=i32)  # round number
+    n_before = jnp.sum(jnp.minimum(rho[None, None, :] - 1, avail[..., None]) * w, axis=1)  # [D, rho]
+    got = jnp.sum((avail[..., None] >= rho[None, None, :]).astype(i32), axis=1)
+    room = mg_room(state.free_pages, mp.wmark_high, n_before)
+    cond = room & (got > 0) & (n_before < kn.pages_to_migrate)
+    rounds = jnp.sum(jnp.cumprod(cond.astype(i32), axis=1), axis=1)
+    rounds = jnp.where(run, rounds, 0)
+    take = live & (rank < rounds[:, None, None])
+
+    # ---- migrate the isolated pages -------------------------------------------------------
+    U = static.n_units
+    tp = jnp.where(take, page, U).ravel()
+    dst = jnp.broadcast_to(D[..., None], take.shape).ravel()
+    src = jnp.broadcast_to(S[..., None], take.shape).ravel()
+    node = pages.node.at[tp].set(dst.astype(pages.node.dtype), mode="drop")
+    mig = pages.migrate_nid.at[tp].set(jnp.int8(-1), mode="drop")
+    pmd_flags = pages.pmd_flags
+    if static.unit_pages == 512:  # split_huge_page() before isolation
+        pmd_flags = pmd_flags.at[tp].set(pmd_flags[jnp.minimum(tp, U - 1)] & ~jnp.uint8(PMD_THP), mode="drop")
+    n_pair = jnp.sum(take.astype(i32), axis=-1) * w  # [D, S] pages moved S -> D
+    moved_in = jnp.sum(n_pair, axis=1)
+    moved_out = jnp.sum(n_pair, axis=0)
+    free = state.free_pages - moved_in + moved_out
+    tf = take.ravel()
+    m_of = unit_mm(jnp.minimum(tp, U - 1), wp.mm_start)
+    M = static.n_mms
+    delta = (jax.ops.segment_sum(jnp.where(tf, w, 0), jnp.where(tf, m_of * N + dst, M * N), num_segments=M * N + 1)
+             - jax.ops.segment_sum(jnp.where(tf, w, 0), jnp.where(tf, m_of * N + src, M * N), num_segments=M * N + 1))
+    node_pages = mms.node_pages + delta[:M * N].reshape(M, N)
+    q_delta = jax.ops.segment_sum(jnp.where(tf, w, 0), jnp.where(tf, m_of * N + dst, M * N), num_segments=M * N + 1)
+    queued = mms.queued_pages - q_delta[:M * N].reshape(M, N)
+    cnt = cnt - moved_in
+
+    # ---- advance the heads over the consumed prefix (taken or dead entries) -----------------
+    keep = in_q & live & ~take
+    first_keep = jnp.where(jnp.any(keep, axis=-1), jnp.argmax(keep, axis=-1), jnp.sum(in_q.astype(i32), axis=-1))
+    new_head = head + jnp.where(run[:, None] & pair, first_keep.astype(i32), 0)
+    head_all = mg.head.at[jnp.where(pair, r, static.n_rings)].set(new_head, mode="drop")
+
+    # ---- sleep or wait ------------------------------------------------------------------------
+    cost_ns = moved_in * params.knobs.costs.migrate_per_page_ns
+    copy_ticks = (cost_ns + static.tick_ns - 1) // static.tick_ns
+    waiting = jnp.where(run, cnt == 0, mg.waiting)
+    wake_tick = jnp.where(run & (cnt > 0), tick + params.derived.migrate_sleep_ticks + copy_ticks, mg.wake_tick)
+    mg = replace(mg, nr_migrate_pages=cnt, waiting=waiting, wake_tick=wake_tick, head=head_all,
+                 pages_migrated=mg.pages_migrated + jnp.sum(moved_in))
+    pages = replace(pages, node=node, migrate_nid=mig, pmd_flags=pmd_flags)
+    mms = replace(mms, node_pages=node_pages, queued_pages=queued)
+    state = replace(state, migrated=mg, pages=pages, mms=mms, free_pages=free)
+    return state, moved_in, cost_ns
+
+
+def mg_room(free, high, n_before):
+    """dst_has_room(): free pages above high_wmark + pages already isolated in this batch."""
+    return free[:, None] > high[:, None] + n_before
+
+
+def push(mg, pages, units, dst, src, want, order_valid, static):
+    """Queue `units` (in array order) onto their (dst, src) rings. Returns (mg, pushed, seq)."""
+    N, R, cap = static.n_nodes, static.n_rings, static.ring_capacity
+    r = ring_index(dst, src, N)
+    r = jnp.where(want, r, R)
+    onehot = (r[:, None] == jnp.arange(R, dtype=i32)[None, :]).astype(i32)
+    rank = jnp.take_along_axis(jnp.cumsum(onehot, axis=0) - onehot, jnp.minimum(r, R - 1)[:, None], axis=1)[:, 0]
+    rs = jnp.minimum(r, R - 1)
+    seq = mg.tail[rs] + rank
+    ok = want & (seq - mg.head[rs] < cap)
+    ring = mg.ring.at[jnp.where(ok, rs, R), seq % cap].set(units, mode="drop")
+    n_ok = jax.ops.segment_sum(ok.astype(i32), jnp.where(ok, rs, R), num_segments=R + 1)[:R]
+    mg = replace(mg, ring=ring, tail=mg.tail + n_ok)
+    return mg, ok, seq

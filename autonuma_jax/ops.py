@@ -1,0 +1,60 @@
+"""Small integer helpers shared by the engine (and mirrored, line for line, by the NumPy reference).
+
+All state-changing arithmetic is integer; floats appear only in isolated products/quotients that
+are floored at once, so XLA and NumPy agree bit for bit.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+i32 = jnp.int32
+f32 = jnp.float32
+AUTONUMA_BALANCE_SCALE = 1000
+PERMILLE_EXACT_BITS = 21  # f * 1000 stays below 2^31 while the total is below 2^21 pages
+
+
+def bitlen(x):
+    """Number of significant bits of a non-negative int32."""
+    return (32 - jax.lax.clz(x.astype(i32))).astype(i32)
+
+
+def permille(f, tot):
+    """floor(1000 * f / tot) as the kernel computes it (unsigned long arithmetic).
+
+    Exact while ``tot`` < 2^21 pages (8 GiB of faulting memory); above that both operands are
+    shifted right together so int32 does not overflow (an error below 1 per mille).
+    """
+    tot = jnp.maximum(tot, f)  # "if a per-node value exceeds the total due to a race, raise the total"
+    k = jnp.maximum(bitlen(tot) - PERMILLE_EXACT_BITS, 0)
+    fs = jnp.right_shift(f, k)
+    ts = jnp.right_shift(tot, k)
+    return jnp.where(ts > 0, (fs * AUTONUMA_BALANCE_SCALE) // jnp.maximum(ts, 1), 0).astype(i32)
+
+
+def first_argmax(x, axis=-1):
+    """Index of the first maximum (the kernel's strict `>` scan keeps the first)."""
+    return jnp.argmax(x, axis=axis).astype(i32)
+
+
+def floor_i32(x):
+    return jnp.floor(x).astype(i32)
+
+
+def q16_part(ns, q):
+    """floor(ns * q / 65536): time of the part q/65536 of a unit that takes ns."""
+    return floor_i32(ns.astype(f32) * q.astype(f32) * f32(1.0 / 65536.0))
+
+
+def bit(mask, n):
+    return (jnp.right_shift(mask, n) & 1).astype(bool)
+
+
+def exclusive_cumsum(x, axis=-1):
+    return jnp.cumsum(x, axis=axis) - x
+
+
+def add_us(us, rem_ns, ns):
+    """Accumulate ns into (us, rem_ns) without losing sub-microsecond parts."""
+    total = rem_ns + ns
+    return us + total // 1000, total % 1000

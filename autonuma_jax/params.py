@@ -1,0 +1,196 @@
+"""Traced parameters of one configuration: machine numbers, workload layout, knobs, derived timers.
+
+``build_params`` turns a validated ``RunConfig`` into a pytree of NumPy arrays with fixed dtypes;
+``stack`` makes a batch of them (leading axis = configuration). Everything here may differ
+between the configurations of one compiled batch.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from .config import PAGE_UNITS, RunConfig
+from .knobs import Knobs, flatten
+from .machine import PAGE_SIZE
+from .pytree import pytree_dataclass
+from .static import Static
+
+i32 = np.int32
+f32 = np.float32
+
+
+@pytree_dataclass
+class MachineParams:
+    cpu_node: np.ndarray  # [C]
+    cpu_core: np.ndarray  # [C]
+    node_pages: np.ndarray  # [N] capacity in 4 KiB pages
+    wmark_low: np.ndarray  # [N]
+    wmark_high: np.ndarray  # [N]
+    distance: np.ndarray  # [N, N] SLIT
+    zonelist: np.ndarray  # [N, N] nodes by distance from each node
+    unit_ns: np.ndarray  # [N, N] f32: ns for a thread on node a to write one unit on node b, alone
+    smt_slow: np.ndarray  # f32: time factor of a thread whose SMT sibling is busy (1 / smt_share)
+    node_cap_kib: np.ndarray  # [N] f32 memory-controller KiB per tick
+    link_cap_kib: np.ndarray  # [N, N] f32 interconnect KiB per tick (diagonal unused)
+
+
+@pytree_dataclass
+class WorkloadParams:
+    task_mm: np.ndarray  # [T]
+    init_start: np.ndarray  # [T] global unit index
+    init_len: np.ndarray  # [T] units
+    init_passes: np.ndarray  # [T]
+    init_bind: np.ndarray  # [T] node mask (0 = default policy)
+    init_by_slice: np.ndarray  # [T] 0/1
+    work_start: np.ndarray
+    work_len: np.ndarray
+    work_passes: np.ndarray
+    work_bind: np.ndarray
+    cpus_allowed: np.ndarray  # [T] node mask (never 0: all nodes when unrestricted)
+    start_after: np.ndarray  # [T] -1 or task index
+    mm_start: np.ndarray  # [M] first unit (pmd aligned)
+    mm_len: np.ndarray  # [M] units (whole pmds)
+    mm_vma_bind: np.ndarray  # [M] node mask of an explicit VMA policy (0 = none)
+
+
+@pytree_dataclass
+class Derived:
+    """Host-side conversions of knobs into ticks and per-tick probabilities (no float in the tick)."""
+    scan_sleep_ticks: np.ndarray
+    pass_sleep_half_ticks: np.ndarray
+    migrate_sleep_ticks: np.ndarray
+    balance_ticks: np.ndarray
+    khugepaged_sleep_ticks: np.ndarray
+    noise_threshold: np.ndarray  # P(noise move in a tick) * 2^24
+    phase_jitter_ns: np.ndarray
+    speed_a: np.ndarray  # f32 AR(1) coefficient of the thread speed per tick, exp(-tick / correlation)
+    speed_b: np.ndarray  # f32 innovation std per tick, jitter * sqrt(1 - a^2)
+    thp: np.ndarray  # THP in effect (2 MiB units and transparent_hugepage.enabled)
+    pmd: np.ndarray  # effective knuma_scand/pmd
+
+
+@pytree_dataclass
+class Params:
+    policy: np.ndarray  # 0 = none, 1 = autonuma24
+    seed: np.ndarray  # uint32 pair: the configuration's PRNG key data
+    machine: MachineParams
+    workload: WorkloadParams
+    knobs: object  # Knobs with array leaves
+    derived: Derived
+
+
+def _register_knobs():
+    import jax
+    from . import knobs as K
+    for cls in (K.KnumaScand, K.KnumaMigrated, K.Scheduler, K.Autonuma, K.Khugepaged, K.TransparentHugepage,
+                K.Costs, K.Sched, K.Knobs):
+        try:
+            jax.tree_util.register_dataclass(cls, data_fields=[f.name for f in __import__("dataclasses").fields(cls)],
+                                             meta_fields=[])
+        except ValueError:
+            pass  # already registered
+
+
+_register_knobs()
+
+
+def _ms_ticks(ms: float, tick_ns: int) -> int:
+    """Sleeping `ms` wakes the daemon `ceil(ms / tick)` ticks later (at least one tick)."""
+    return max(1, math.ceil(ms * 1e6 / tick_ns - 1e-9))
+
+
+def knob_arrays(knobs: Knobs) -> Knobs:
+    import jax
+    return jax.tree_util.tree_map(lambda v: np.asarray(v, f32 if isinstance(v, float) else i32), knobs)
+
+
+def layout(cfg: RunConfig, static: Static):
+    """Global unit layout: each process's region starts on a pmd boundary, in mm creation order."""
+    wl = cfg.resolved_workload()
+    unit_bytes = static.unit_pages * PAGE_SIZE
+    upp = static.units_per_pmd
+    starts, lens = [], []
+    pos = 0
+    for p in wl.processes:
+        n = max(1, -(-p.mem_bytes // unit_bytes))
+        starts.append(pos)
+        lens.append(n)
+        pos += -(-n // upp) * upp
+    assert pos == static.n_units, (pos, static.n_units)
+    return wl, np.array(starts, i32), np.array(lens, i32)
+
+
+def build_params(cfg: RunConfig, static: Static) -> Params:
+    m = cfg.resolved_machine()
+    wl, mm_start, mm_len = layout(cfg, static)
+    unit_bytes = static.unit_pages * PAGE_SIZE
+    N = m.n_nodes
+    full = (1 << N) - 1
+    mn, low, high = m.watermarks_pages()
+    dist = m.distance_matrix()
+    # A thread streams at thread_bw locally; remotely its bandwidth scales with 10/SLIT (the SLIT is
+    # the ACPI relative latency and a core's streaming is latency-bound by its outstanding misses) [I].
+    bw_bytes_per_ns = m.thread_bw_gbs  # GB/s == bytes/ns
+    unit_ns = (unit_bytes / bw_bytes_per_ns) * dist.astype(np.float64) / 10.0
+    tick_s = static.tick_ns * 1e-9
+    node_cap = np.full(N, m.node_bw_gbs * 1e9 * tick_s / 1024, np.float64)
+    link_cap = np.full((N, N), m.link_bw_gbs * 1e9 * tick_s / 1024, np.float64)
+    mp = MachineParams(
+        cpu_node=m.cpu_node(), cpu_core=m.cpu_core(), node_pages=np.full(N, m.node_pages, i32),
+        wmark_low=low.astype(i32), wmark_high=high.astype(i32), distance=dist, zonelist=m.zonelist(),
+        unit_ns=unit_ns.astype(f32), smt_slow=np.asarray(1.0 / m.smt_share, f32),
+        node_cap_kib=node_cap.astype(f32), link_cap_kib=link_cap.astype(f32),
+    )
+
+    def region(t, off, ln):
+        base = int(mm_start[t.mm])
+        n_mm = int(mm_len[t.mm])
+        s = min(off // unit_bytes, n_mm - 1)
+        e = min(max(s + 1, (off + ln) // unit_bytes), n_mm)
+        return base + s, e - s
+
+    rows = []
+    for t in wl.threads:
+        i_s, i_l = region(t, t.init_offset, t.init_len) if t.init_passes else (int(mm_start[t.mm]), 1)
+        w_s, w_l = region(t, t.work_offset, t.work_len) if t.work_passes else (int(mm_start[t.mm]), 1)
+        rows.append((t.mm, i_s, i_l, t.init_passes, t.init_bind_mask, int(t.init_bind_by_slice),
+                     w_s, w_l, t.work_passes, t.work_bind_mask, t.cpus_allowed or full, t.start_after))
+    a = np.array(rows, dtype=np.int64).T.astype(i32)
+    wp = WorkloadParams(task_mm=a[0], init_start=a[1], init_len=a[2], init_passes=a[3], init_bind=a[4],
+                        init_by_slice=a[5], work_start=a[6], work_len=a[7], work_passes=a[8], work_bind=a[9],
+                        cpus_allowed=a[10], start_after=a[11], mm_start=mm_start, mm_len=mm_len,
+                        mm_vma_bind=np.array([p.vma_bind_mask for p in wl.processes], i32))
+    k = cfg.knobs
+    tn = static.tick_ns
+    noise_p = min(1.0, k.sched.noise_migrations_per_sec * tick_s)
+    thp = int(static.unit_pages == 512 and k.transparent_hugepage.enabled == 1)
+    d = Derived(
+        scan_sleep_ticks=np.asarray(_ms_ticks(k.autonuma.knuma_scand.scan_sleep_millisecs, tn), i32),
+        pass_sleep_half_ticks=np.asarray(_ms_ticks(k.autonuma.knuma_scand.scan_sleep_pass_millisecs // 2, tn), i32),
+        migrate_sleep_ticks=np.asarray(_ms_ticks(k.autonuma.knuma_migrated.migrate_sleep_millisecs, tn), i32),
+        balance_ticks=np.asarray(_ms_ticks(k.autonuma.balance_interval_millisecs, tn), i32),
+        khugepaged_sleep_ticks=np.asarray(_ms_ticks(k.transparent_hugepage.khugepaged.scan_sleep_millisecs, tn), i32),
+        noise_threshold=np.asarray(int(round(noise_p * (1 << 24))), i32),
+        phase_jitter_ns=np.asarray(tn * k.sched.phase_jitter_permille // 1000, i32),
+        speed_a=np.asarray(math.exp(-tn * 1e-6 / k.sched.speed_correlation_ms), f32),
+        speed_b=np.asarray(k.sched.speed_jitter_permille
+                           * math.sqrt(max(0.0, 1 - math.exp(-2 * tn * 1e-6 / k.sched.speed_correlation_ms))), f32),
+        thp=np.asarray(thp, i32),
+        pmd=np.asarray(1 if static.unit_pages == 512 else int(not static.pte_faults), i32),
+    )
+    import jax
+    key = np.asarray(jax.random.key_data(jax.random.PRNGKey(cfg.seed)), np.uint32)
+    return Params(policy=np.asarray(cfg.engine_policy, i32), seed=key, machine=mp, workload=wp,
+                  knobs=knob_arrays(k), derived=d)
+
+
+def stack(params: Sequence[Params]) -> Params:
+    import jax
+    return jax.tree_util.tree_map(lambda *xs: np.stack(xs), *params)
+
+
+def index(params: Params, i: int) -> Params:
+    import jax
+    return jax.tree_util.tree_map(lambda x: x[i], params)

@@ -1,0 +1,119 @@
+"""Where the time goes: each running thread streams writes through its region (``bzero``).
+
+Per tick, a thread with CPU budget B (its fair share of the tick minus kernel work it owes) begins
+the next page units of its region in order. Writing one unit costs
+``unit_ns[cpu_node, mem_node] * smt * jitter * contention`` where
+- ``unit_ns`` is the unit size over the thread's streaming bandwidth, which scales with
+  10 / SLIT distance (remote memory is latency-bound) [I];
+- ``smt`` slows a thread whose SMT sibling is busy (they share the core);
+- ``jitter`` is the thread's speed this tick (a seeded draw, per mille);
+- ``contention`` = max(1, demand / capacity) of the memory controller of the memory's node and of
+  the interconnect between the two nodes, from the bytes every thread would write this tick at
+  its uncontended speed (one fixed-point step of the bandwidth sharing) [I].
+The same progress drives both work done and the units touched, so a slowed thread also takes
+fewer hinting faults (modelling notes). Fault and allocation costs are paid from the next
+tick's budget (``debt_ns``) rather than inside this one, which keeps the tick non-circular.
+
+All times are integer ns; the only floats are isolated products and quotients, floored at once.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from .mm.mempolicy import bind_mask, first_choice, preference
+from .ops import f32, floor_i32, q16_part
+from .pytree import pytree_dataclass
+from .state import T_INIT
+
+i32 = jnp.int32
+
+
+@pytree_dataclass
+class Stream:
+    unit: jnp.ndarray  # [T, A] global unit index of each candidate
+    valid: jnp.ndarray  # [T, A] candidate inside the thread's remaining work
+    touched: jnp.ndarray  # [T, A] the thread begins (or continues) writing it this tick
+    est_node: jnp.ndarray  # [T, A] node of the unit (first allocation choice when absent)
+    order: jnp.ndarray  # [T, A, N] allocation zonelist for absent units
+    allowed: jnp.ndarray  # [T, A, N]
+    tau: jnp.ndarray  # [T, A] ns into the tick of the first write to the unit
+    kib: jnp.ndarray  # [T, A] KiB written into the unit this tick
+    n_done: jnp.ndarray  # [T] units completed
+    frac: jnp.ndarray  # [T] Q16 progress into the next unit
+    capped: jnp.ndarray  # [T] the thread could have done more than units_per_tick units
+
+
+def region(tasks, wp):
+    in_init = tasks.phase == T_INIT
+    start = jnp.where(in_init, wp.init_start, wp.work_start)
+    length = jnp.maximum(jnp.where(in_init, wp.init_len, wp.work_len), 1)
+    target = jnp.where(in_init, wp.init_passes, wp.work_passes)
+    return start, length, target
+
+
+def _cost(ns, frac, valid, cap):
+    """Time of each candidate: the rest of the current unit, then whole units."""
+    k0 = jnp.arange(ns.shape[1])[None, :] == 0
+    c = jnp.where(k0, q16_part(ns, 65536 - frac[:, None]), ns)
+    return jnp.where(valid, jnp.minimum(c, cap), cap)
+
+
+def stream(tasks, pages, params, static, draws, budget, running, sib_slow, autonuma_on):
+    mp, wp = params.machine, params.workload
+    T, A, N = static.n_tasks, static.units_per_tick, static.n_nodes
+    cap = static.tick_ns + 1
+    unit_kib = f32(static.unit_pages * 4)
+    start, length, target = region(tasks, wp)
+    k = jnp.arange(A, dtype=i32)[None, :]
+    rel = tasks.pos[:, None] + k
+    pass_k = tasks.passes[:, None] + rel // length[:, None]
+    unit = start[:, None] + rel % length[:, None]
+    active = running & (budget > 0)
+    valid = active[:, None] & (pass_k < target[:, None])
+    node = pages.node[unit].astype(i32)
+    cpu_node = mp.cpu_node[jnp.maximum(tasks.cpu, 0)]
+    tid = jnp.arange(T, dtype=i32)[:, None]
+    mask = bind_mask(tasks, params, tid, unit)
+    order, allowed = preference(mask, cpu_node[:, None], tasks.task_selected_nid[:, None], autonuma_on,
+                                mp.zonelist)
+    est = jnp.where(node >= 0, node, first_choice(order, allowed))
+    jit = f32(1000.0) / draws.speed_pm.astype(f32)
+    base = mp.unit_ns[cpu_node[:, None], est] * sib_slow[:, None] * jit[:, None]
+    B = budget[:, None]
+
+    # uncontended pass -> demand on each memory controller and link
+    ns0 = jnp.maximum(floor_i32(base), 1)
+    c0 = _cost(ns0, tasks.frac, valid, cap)
+    e0 = jnp.cumsum(c0, axis=1)
+    tin0 = jnp.where(valid, jnp.clip(jnp.minimum(e0, B) - (e0 - c0), 0), 0)
+    kib0 = floor_i32(tin0.astype(f32) / ns0.astype(f32) * unit_kib)
+    demand = jax.ops.segment_sum(kib0.ravel(), est.ravel(), num_segments=N)
+    remote = (est != cpu_node[:, None])
+    link_id = jnp.where(remote, cpu_node[:, None] * N + est, N * N)
+    link = jax.ops.segment_sum(kib0.ravel(), link_id.ravel(), num_segments=N * N + 1)[:N * N].reshape(N, N)
+    load = demand.astype(f32) / mp.node_cap_kib
+    link_load = jnp.where(jnp.eye(N, dtype=bool), f32(0), link.astype(f32) / mp.link_cap_kib)
+    cont = jnp.maximum(jnp.maximum(f32(1), load[None, :]), link_load)  # [cpu node, mem node]
+
+    # contended pass -> progress
+    ns = jnp.maximum(floor_i32(base * cont[cpu_node[:, None], est]), 1)
+    c = _cost(ns, tasks.frac, valid, cap)
+    e = jnp.cumsum(c, axis=1)
+    s = e - c
+    touched = valid & (s < B)
+    completed = valid & (e <= B)
+    n_done = jnp.sum(completed.astype(i32), axis=1)
+    tin = jnp.where(valid, jnp.clip(jnp.minimum(e, B) - s, 0), 0)
+    kib = floor_i32(tin.astype(f32) / ns.astype(f32) * unit_kib)
+    j = jnp.minimum(n_done, A - 1)
+    pj = jnp.take_along_axis(touched & ~completed, j[:, None], axis=1)[:, 0] & (n_done < A)
+    s_j = jnp.take_along_axis(s, j[:, None], axis=1)[:, 0]
+    ns_j = jnp.take_along_axis(ns, j[:, None], axis=1)[:, 0]
+    part = floor_i32((budget - s_j).astype(f32) / ns_j.astype(f32) * f32(65536.0))
+    frac = jnp.where(pj, jnp.where(n_done == 0, tasks.frac + part, part), 0)
+    frac = jnp.clip(frac, 0, 65535)
+    capped = active & (n_done == A) & (e[:, A - 1] < budget) & jnp.all(valid, axis=1)
+    tau = s + draws.phase_ns[:, None]
+    return Stream(unit=unit, valid=valid, touched=touched, est_node=est, order=order, allowed=allowed, tau=tau,
+                  kib=kib, n_done=n_done, frac=frac, capped=capped)

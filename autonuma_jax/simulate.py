@@ -1,0 +1,186 @@
+"""Run many configurations: chunked ``lax.scan`` over ticks under ``jit(vmap(...))``.
+
+A chunk is ``reports_per_chunk`` report intervals; each interval is a scan over its ticks and
+emits one time-series row. Between chunks control returns to Python (progress, early stop when
+every configuration has finished, checkpoints). Configurations are grouped into buckets of equal
+static shapes; each bucket compiles once.
+"""
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import params as P
+from .config import RunConfig, build_static, shape_key, validate_run
+from .pytree import pytree_dataclass, replace
+from .state import T_DONE, init_state, zero_counters
+from .static import Static
+from .tick import step
+
+i32 = jnp.int32
+
+
+@pytree_dataclass
+class Row:
+    """One time-series row (per configuration): interval counters and a snapshot of the state."""
+    tick: jnp.ndarray
+    local_kib: jnp.ndarray
+    total_kib: jnp.ndarray
+    hinting_faults: jnp.ndarray
+    fault_pages: jnp.ndarray
+    pages_queued: jnp.ndarray
+    pages_migrated: jnp.ndarray
+    exchanges: jnp.ndarray
+    noise_moves: jnp.ndarray
+    lb_moves: jnp.ndarray
+    overhead_us: jnp.ndarray  # [5]
+    full_scans: jnp.ndarray
+    pages_scanned: jnp.ndarray
+    mm_node_pages: jnp.ndarray  # [M, N] the nmstat view
+    task_node: jnp.ndarray  # [T] node of each thread's CPU (-1 = not running)
+    task_selected_nid: jnp.ndarray  # [T]
+    nr_migrate_pages: jnp.ndarray  # [N]
+    free_pages: jnp.ndarray  # [N]
+    tasks_done: jnp.ndarray
+
+
+def snapshot(state, params) -> Row:
+    a = state.acc
+    tasks = state.tasks
+    task_node = jnp.where(tasks.cpu >= 0, params.machine.cpu_node[jnp.maximum(tasks.cpu, 0)], -1)
+    return Row(tick=state.tick, local_kib=a.local_kib, total_kib=a.total_kib, hinting_faults=a.hinting_faults,
+               fault_pages=a.fault_pages, pages_queued=a.pages_queued, pages_migrated=a.pages_migrated,
+               exchanges=a.exchanges, noise_moves=a.noise_moves, lb_moves=a.lb_moves, overhead_us=a.overhead_us,
+               full_scans=state.scand.full_scans, pages_scanned=state.scand.pages_scanned,
+               mm_node_pages=state.mms.node_pages, task_node=task_node.astype(i32),
+               task_selected_nid=tasks.task_selected_nid, nr_migrate_pages=state.migrated.nr_migrate_pages,
+               free_pages=state.free_pages, tasks_done=jnp.sum((tasks.phase == T_DONE).astype(i32)))
+
+
+def run_interval(state, params, static: Static):
+    """report_ticks ticks, then one row; the interval counters restart."""
+    def body(s, _):
+        return step(s, params, static), None
+
+    state, _ = jax.lax.scan(body, state, None, length=static.report_ticks)
+    row = snapshot(state, params)
+    state = replace(state, acc=replace(zero_counters(), overhead_rem_ns=state.acc.overhead_rem_ns))
+    return state, row
+
+
+def run_chunk(state, params, static: Static, n_reports: int):
+    def body(s, _):
+        return run_interval(s, params, static)
+
+    return jax.lax.scan(body, state, None, length=n_reports)
+
+
+@functools.lru_cache(maxsize=None)
+def compiled_chunk(static: Static, n_reports: int):
+    """jit(vmap(run_chunk)) for one bucket; the state buffers are donated."""
+    fn = functools.partial(run_chunk, static=static, n_reports=n_reports)
+    return jax.jit(jax.vmap(fn), donate_argnums=(0,))
+
+
+@functools.lru_cache(maxsize=None)
+def compiled_init(static: Static):
+    return jax.jit(jax.vmap(functools.partial(init_state, static)))
+
+
+@dataclass
+class Result:
+    config: RunConfig
+    static: Static
+    rows: dict  # name -> np.ndarray [R, ...]
+    final: dict  # name -> np.ndarray (final counters and task data)
+
+    def summary(self) -> dict:
+        from .metrics import summarize
+        return summarize(self)
+
+
+@dataclass
+class Bucket:
+    """One compiled batch: configurations sharing a Static."""
+    static: Static
+    configs: list
+    params: object
+    state: object = None
+    rows: list = field(default_factory=list)
+    reports_done: int = 0
+
+    @classmethod
+    def build(cls, configs: Sequence[RunConfig]) -> "Bucket":
+        static = build_static(configs)
+        params = P.stack([P.build_params(c, static) for c in configs])
+        return cls(static=static, configs=list(configs), params=params)
+
+    def init(self):
+        self.state = compiled_init(self.static)(self.params)
+        self.rows = []
+        self.reports_done = 0
+
+    def all_done(self) -> bool:
+        return bool(np.all(np.asarray(self.state.tasks.phase) == T_DONE))
+
+    def run(self, reports_per_chunk: int = 10, stop_when_done: bool = True,
+            on_chunk: Callable | None = None) -> list:
+        if self.state is None:
+            self.init()
+        total = self.static.n_reports
+        k = max(1, min(reports_per_chunk, total))
+        while self.reports_done < total:
+            n = min(k, total - self.reports_done)
+            fn = compiled_chunk(self.static, n)
+            self.state, rows = fn(self.state, self.params)
+            self.rows.append(jax.tree_util.tree_map(np.asarray, rows))
+            self.reports_done += n
+            if on_chunk is not None:
+                on_chunk(self)
+            if stop_when_done and self.all_done():
+                break
+        return self.results()
+
+    def results(self) -> list:
+        rows = {f: np.concatenate([np.asarray(getattr(r, f)) for r in self.rows], axis=1) for f in Row.__dataclass_fields__}
+        st = jax.tree_util.tree_map(np.asarray, self.state)
+        out = []
+        for i, c in enumerate(self.configs):
+            final = dict(
+                finish_tick=st.tasks.finish_tick[i], tick=st.tick[i], full_scans=st.scand.full_scans[i],
+                pages_scanned=st.scand.pages_scanned[i], pages_migrated=st.migrated.pages_migrated[i],
+                task_numa_fault=st.tasks.task_numa_fault[i], mm_numa_fault=st.mms.mm_numa_fault[i],
+                task_selected_nid=st.tasks.task_selected_nid[i],
+                **{f"tot_{f}": np.asarray(getattr(st.tot, f))[i] for f in st.tot.__dataclass_fields__},
+            )
+            out.append(Result(config=c, static=self.static, rows={k: v[i] for k, v in rows.items()}, final=final))
+        return out
+
+
+def make_buckets(configs: Sequence[RunConfig]) -> list:
+    """Validate every configuration (before any compile) and group them by shape."""
+    for i, c in enumerate(configs):
+        validate_run(c, i if len(configs) > 1 else None)
+    groups: dict = {}
+    for i, c in enumerate(configs):
+        groups.setdefault(shape_key(c), []).append(i)
+    return [(idx, Bucket.build([configs[i] for i in idx])) for idx in groups.values()]
+
+
+def simulate(configs: Sequence[RunConfig] | RunConfig, reports_per_chunk: int = 10, stop_when_done: bool = True,
+             on_chunk: Callable | None = None) -> list:
+    """Simulate configurations; returns one Result per configuration, in input order."""
+    if isinstance(configs, RunConfig):
+        configs = [configs]
+    out = [None] * len(configs)
+    for idx, bucket in make_buckets(configs):
+        res = bucket.run(reports_per_chunk=reports_per_chunk, stop_when_done=stop_when_done, on_chunk=on_chunk)
+        for i, r in zip(idx, res):
+            out[i] = r
+    return out

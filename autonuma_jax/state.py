@@ -1,0 +1,195 @@
+"""The machine state: one pytree of arrays per configuration (the kernel's data, spec §2).
+
+Pages (per page unit, spec §2.1 page_autonuma + page tables), tasks (task_autonuma + scheduling),
+mms (mm_autonuma), knuma_scand, the per-node knuma_migrated queues, the scheduler's per-CPU
+timers, khugepaged, and the counters that feed the time series.
+"""
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from .pytree import pytree_dataclass
+from .rng import initial_speed
+from .static import Static
+
+i8, u8, i32 = jnp.int8, jnp.uint8, jnp.int32
+
+# pmd_flags bits
+PMD_NUMA = 1  # pmd_numa: armed NUMA hinting fault at pmd level
+PMD_THP = 2  # the pmd maps a transparent huge page (2 MiB units only)
+
+# task phases
+T_NEW, T_INIT, T_WORK, T_DONE = 0, 1, 2, 3
+
+# knuma_scand phases
+SCAND_RUN, SCAND_SLEEP, SCAND_PASS_SLEEP1, SCAND_PASS_SLEEP2 = 0, 1, 2, 3
+
+
+@pytree_dataclass
+class Pages:
+    node: jnp.ndarray  # [U] i8: node holding the unit, -1 = not present (never touched / freed)
+    last_nid: jnp.ndarray  # [U] i8: autonuma_last_nid
+    migrate_nid: jnp.ndarray  # [U] i8: autonuma_migrate_nid (-1 = not queued)
+    migrate_seq: jnp.ndarray  # [U] i32: position of the live entry in its (dst, src) queue ring
+    pte_numa: jnp.ndarray  # [U] u8 in 4 KiB pte mode, [0] otherwise
+    pmd_flags: jnp.ndarray  # [P] u8: PMD_NUMA | PMD_THP
+
+
+@pytree_dataclass
+class Tasks:
+    phase: jnp.ndarray  # [T] i32: T_NEW / T_INIT / T_WORK / T_DONE
+    cpu: jnp.ndarray  # [T] i32, -1 when not running
+    pos: jnp.ndarray  # [T] unit offset inside the current region
+    frac: jnp.ndarray  # [T] Q16 fraction of unit `pos` already written
+    passes: jnp.ndarray  # [T] passes completed in the current phase
+    debt_ns: jnp.ndarray  # [T] CPU time owed to kernel work (faults, daemons, exchanges)
+    exec_us: jnp.ndarray  # [T] CPU time received (CFS picks the smallest)
+    speed_pm: jnp.ndarray  # [T] current speed, per mille of nominal (AR(1), see rng.py)
+    finish_tick: jnp.ndarray  # [T] tick the task finished its work, -1 before
+    task_numa_fault: jnp.ndarray  # [T, N]
+    task_numa_fault_tot: jnp.ndarray  # [T]
+    task_numa_fault_pass: jnp.ndarray  # [T]
+    task_selected_nid: jnp.ndarray  # [T] -1 = none
+
+
+@pytree_dataclass
+class Mms:
+    alive: jnp.ndarray  # [M] bool: on knuma_scand's list (created, not exited)
+    exited: jnp.ndarray  # [M] bool
+    mm_numa_fault: jnp.ndarray  # [M, N] snapshot of the last completed scan
+    mm_numa_fault_tot: jnp.ndarray  # [M]
+    mm_numa_fault_pass: jnp.ndarray  # [M]
+    node_pages: jnp.ndarray  # [M, N] 4 KiB pages of each process on each node (the nmstat view)
+    queued_pages: jnp.ndarray  # [M, N] pages of each process queued towards each node
+
+
+@pytree_dataclass
+class Scand:
+    phase: jnp.ndarray  # SCAND_*
+    wake_tick: jnp.ndarray
+    mm: jnp.ndarray  # current mm, -1 = between passes (knuma_scand_data.mm == NULL)
+    addr: jnp.ndarray  # resume address: pmd offset inside the mm
+    progress: jnp.ndarray  # main-loop progress since the last sleep
+    pass_progress: jnp.ndarray
+    call_progress: jnp.ndarray  # progress of the knumad_do_scan call in flight, 0 = none
+    fault_tmp: jnp.ndarray  # [N] mm_numa_fault_tmp
+    full_scans: jnp.ndarray
+    pages_scanned: jnp.ndarray
+
+
+@pytree_dataclass
+class Migrated:
+    nr_migrate_pages: jnp.ndarray  # [N] autonuma_nr_migrate_pages of each destination
+    waiting: jnp.ndarray  # [N] bool: knuma_migrated<N> waits for a wake-up (queue was empty)
+    wake_tick: jnp.ndarray  # [N] end of its sleep when not waiting
+    ring: jnp.ndarray  # [R, cap] page unit of each entry, R = (dst, src) pairs
+    head: jnp.ndarray  # [R] position of the oldest entry
+    tail: jnp.ndarray  # [R] next position to fill
+    pages_migrated: jnp.ndarray  # sysfs knuma_migrated/pages_migrated
+
+
+@pytree_dataclass
+class Sched:
+    next_balance: jnp.ndarray  # [C] tick of each CPU's next sched_autonuma_balance
+    pending: jnp.ndarray  # [C] bool: rq->autonuma_balance, an exchange decided this tick
+
+
+@pytree_dataclass
+class Khugepaged:
+    cursor: jnp.ndarray  # next pmd to look at
+    wake_tick: jnp.ndarray
+
+
+@pytree_dataclass
+class Counters:
+    """Event counters. ``acc`` is reset at each report row; ``tot`` runs over the whole run."""
+    local_kib: jnp.ndarray
+    total_kib: jnp.ndarray
+    hinting_faults: jnp.ndarray  # fault events (pmd or pte)
+    fault_pages: jnp.ndarray  # 4 KiB pages handled by numa_hinting_fault
+    pages_queued: jnp.ndarray
+    pages_migrated: jnp.ndarray
+    exchanges: jnp.ndarray  # tasks moved by sched_autonuma_balance
+    noise_moves: jnp.ndarray
+    lb_moves: jnp.ndarray  # CFS idle/periodic balancing pulls
+    queue_overflows: jnp.ndarray
+    capped_ticks: jnp.ndarray  # a thread hit the units_per_tick capacity
+    oom_pages: jnp.ndarray  # allocations that found no room (over-committed on the preferred node)
+    overhead_us: jnp.ndarray  # [5] scan, fault, migrate, exchange, collapse (us)
+    overhead_rem_ns: jnp.ndarray  # [5] sub-microsecond remainders
+    first_touch_us: jnp.ndarray
+
+
+N_OVERHEAD = 5
+OV_SCAN, OV_FAULT, OV_MIGRATE, OV_EXCHANGE, OV_COLLAPSE = range(5)
+
+
+@pytree_dataclass
+class State:
+    tick: jnp.ndarray
+    free_pages: jnp.ndarray  # [N]
+    pages: Pages
+    tasks: Tasks
+    mms: Mms
+    scand: Scand
+    migrated: Migrated
+    sched: Sched
+    khugepaged: Khugepaged
+    acc: Counters
+    tot: Counters
+
+
+def zero_counters() -> Counters:
+    z = jnp.zeros((), i32)
+    return Counters(local_kib=z, total_kib=z, hinting_faults=z, fault_pages=z, pages_queued=z, pages_migrated=z,
+                    exchanges=z, noise_moves=z, lb_moves=z, queue_overflows=z, capped_ticks=z, oom_pages=z,
+                    overhead_us=jnp.zeros(N_OVERHEAD, i32), overhead_rem_ns=jnp.zeros(N_OVERHEAD, i32),
+                    first_touch_us=z)
+
+
+def init_state(static: Static, params) -> State:
+    """Boot: no memory touched, no task started, every daemon asleep or waiting. Pure and vmappable."""
+    N, C, T, M, U = static.n_nodes, static.n_cpus, static.n_tasks, static.n_mms, static.n_units
+    mp = params.machine
+    z = jnp.zeros((), i32)
+    pages = Pages(
+        node=jnp.full(U, -1, i8), last_nid=jnp.full(U, -1, i8), migrate_nid=jnp.full(U, -1, i8),
+        migrate_seq=jnp.zeros(U, i32),
+        pte_numa=jnp.zeros(U if static.pte_faults else 0, u8),
+        pmd_flags=jnp.zeros(static.n_pmds, u8),
+    )
+    tasks = Tasks(
+        phase=jnp.zeros(T, i32), cpu=jnp.full(T, -1, i32), pos=jnp.zeros(T, i32), frac=jnp.zeros(T, i32),
+        passes=jnp.zeros(T, i32), debt_ns=jnp.zeros(T, i32), exec_us=jnp.zeros(T, i32),
+        speed_pm=initial_speed(params.seed, T, params.knobs.sched.speed_jitter_permille),
+        finish_tick=jnp.full(T, -1, i32), task_numa_fault=jnp.zeros((T, N), i32),
+        task_numa_fault_tot=jnp.zeros(T, i32), task_numa_fault_pass=jnp.zeros(T, i32),
+        task_selected_nid=jnp.full(T, -1, i32),
+    )
+    mms = Mms(
+        alive=jnp.ones(M, bool), exited=jnp.zeros(M, bool), mm_numa_fault=jnp.zeros((M, N), i32),
+        mm_numa_fault_tot=jnp.zeros(M, i32), mm_numa_fault_pass=jnp.zeros(M, i32),
+        node_pages=jnp.zeros((M, N), i32), queued_pages=jnp.zeros((M, N), i32),
+    )
+    scand = Scand(phase=jnp.asarray(0, i32), wake_tick=z, mm=jnp.asarray(-1, i32), addr=z, progress=z,
+                  pass_progress=z, call_progress=z, fault_tmp=jnp.zeros(N, i32), full_scans=z, pages_scanned=z)
+    migrated = Migrated(
+        nr_migrate_pages=jnp.zeros(N, i32), waiting=jnp.ones(N, bool), wake_tick=jnp.zeros(N, i32),
+        ring=jnp.zeros((static.n_rings, static.ring_capacity), i32), head=jnp.zeros(static.n_rings, i32),
+        tail=jnp.zeros(static.n_rings, i32), pages_migrated=z,
+    )
+    bt = params.derived.balance_ticks
+    # Stagger the CPUs' balance timers evenly over one interval, as their ticks are not aligned.
+    next_balance = 1 + (jnp.arange(C, dtype=i32) * bt) // C
+    sched = Sched(next_balance=next_balance.astype(i32), pending=jnp.zeros(C, bool))
+    return State(tick=z, free_pages=mp.node_pages - 0, pages=pages, tasks=tasks, mms=mms, scand=scand,
+                 migrated=migrated, sched=sched, khugepaged=Khugepaged(cursor=z, wake_tick=z),
+                 acc=zero_counters(), tot=zero_counters())
+
+
+def bytes_per_unit(static: Static) -> float:
+    """Bytes of state per page unit (per-page arrays + the queue rings, amortised)."""
+    per_unit = 1 + 1 + 1 + 4 + (1 if static.pte_faults else 0) + 1 / static.units_per_pmd
+    rings = static.n_rings * static.ring_capacity * 4 / static.n_units
+    return per_unit + rings
