@@ -35,10 +35,11 @@ def _halves(n_nodes: int) -> tuple[int, int]:
 
 
 def numa01(machine: Machine, variant: str = "default", thread_alloc: bool = False, force_node: int = 0,
-           size: int = 3 * GiB) -> Workload:
+           size: int = 3 * GiB, loops: int | None = None) -> Workload:
+    """``size`` and ``loops`` default to the benchmark's (3 GiB, 50 or 1000); tests shrink them."""
     ncpus = machine.n_cpus
     threads_per_proc = max(1, ncpus // 2)
-    nr = 1000 if thread_alloc else 50
+    nr = loops if loops is not None else (1000 if thread_alloc else 50)
     m1, m2 = _halves(machine.n_nodes)
     force_mask = 1 << (force_node % machine.n_nodes)
     procs, threads = [], []
