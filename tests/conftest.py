@@ -1,0 +1,60 @@
+"""Shared fixtures: small machines and shrunken benchmark instances that run in seconds on a CPU."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import pytest
+
+from autonuma_jax import Knobs, RunConfig, SimConfig, with_overrides
+from autonuma_jax.machine import Machine
+from autonuma_jax.workloads import numa01, numa02
+
+TINY2 = Machine(name="tiny2", n_nodes=2, cpus_per_node=4, threads_per_core=2, mem_per_node_mib=1024,
+                distance=((10, 20), (20, 10)), node_bw_gbs=20.0, link_bw_gbs=12.8, thread_bw_gbs=6.0,
+                smt_share=0.6, description="test machine: 2 nodes x 4 CPUs, 2 GiB")
+TINY4 = Machine(name="tiny4", n_nodes=4, cpus_per_node=2, threads_per_core=1, mem_per_node_mib=512,
+                distance=((10, 16, 16, 22), (16, 10, 22, 16), (16, 22, 10, 16), (22, 16, 16, 10)),
+                node_bw_gbs=11.0, link_bw_gbs=6.4, thread_bw_gbs=4.5, smt_share=1.0,
+                description="test machine: 4 nodes x 2 CPUs, 2 GiB, Opteron-like SLIT")
+
+MiB = 1 << 20
+
+# Faster daemons so that a few simulated seconds exercise every mechanism.
+FAST = {
+    "autonuma.knuma_scand.scan_sleep_pass_millisecs": 1000,
+    "autonuma.knuma_scand.pages_to_scan": 8192,
+    "autonuma.knuma_migrated.pages_to_migrate": 4096,
+}
+
+
+def mini(machine=TINY2, bench="numa01", policy="autonuma24", seed=0, duration_s=4.0, knobs=None,
+         page_unit="2M", variant="default", report_ms=250.0, size_mib=None, loops=None, **sim):
+    """A shrunken benchmark instance as a RunConfig."""
+    from autonuma_jax.config import POLICIES
+    v = POLICIES[policy][1] or variant
+    fn = int((seed * 2654435761 >> 7) & 1)
+    if bench == "numa01":
+        wl = numa01(machine, v, force_node=fn, size=(size_mib or 128) * MiB, loops=loops or 20)
+    elif bench == "numa01_THREAD_ALLOC":
+        wl = numa01(machine, v, thread_alloc=True, force_node=fn, size=(size_mib or 128) * MiB, loops=loops or 40)
+    elif bench == "numa02":
+        wl = numa02(machine, v, size=(size_mib or 64) * MiB, loops=loops or 600)
+    elif bench == "numa02_SMT":
+        wl = numa02(machine, v, smt=True, size=(size_mib or 64) * MiB, loops=loops or 400)
+    else:
+        raise ValueError(bench)
+    k = with_overrides(Knobs(), {**FAST, **(knobs or {})})
+    return RunConfig(machine=machine, workload=wl, policy=policy, knobs=k, seed=seed,
+                     sim=SimConfig(duration_s=duration_s, report_interval_ms=report_ms, page_unit=page_unit, **sim))
+
+
+@pytest.fixture
+def tiny2():
+    return TINY2
+
+
+@pytest.fixture
+def tiny4():
+    return TINY4
