@@ -58,3 +58,35 @@ def add_us(us, rem_ns, ns):
     """Accumulate ns into (us, rem_ns) without losing sub-microsecond parts."""
     total = rem_ns + ns
     return us + total // 1000, total % 1000
+
+
+def sort_perm(keys, n: int):
+    """Permutation that sorts n items by the lexicographic `keys` [(array, bits), ...], then by index.
+
+    Every key must be a non-negative int32 below 2**bits. When all keys and the index fit in 31
+    bits they are packed into one int32 and sorted as one array (a multi-operand sort is several
+    times slower on XLA:CPU); otherwise a multi-operand sort is used. The order is the same.
+    """
+    idx = jnp.arange(n, dtype=i32)
+    idx_bits = max(1, (n - 1).bit_length())
+    total = sum(b for _, b in keys) + idx_bits
+    if total <= 31:
+        packed = jnp.zeros(n, i32)
+        for k, b in keys:
+            packed = jnp.left_shift(packed, b) | k.astype(i32)
+        packed = jnp.left_shift(packed, idx_bits) | idx
+        return jax.lax.sort(packed) & ((1 << idx_bits) - 1)
+    ops = tuple(k.astype(i32) for k, _ in keys) + (idx,)
+    return jax.lax.sort(ops, num_keys=len(ops))[-1]
+
+
+def segment_first_min(a, b, seg, n: int):
+    """Within contiguous segments `seg` (sorted), flag the first element with the minimum (a, b)."""
+    big = jnp.iinfo(i32).max
+    ma = jax.ops.segment_min(a, seg, num_segments=n, indices_are_sorted=True)[seg]
+    c1 = a == ma
+    mb = jax.ops.segment_min(jnp.where(c1, b, big), seg, num_segments=n, indices_are_sorted=True)[seg]
+    c2 = c1 & (b == mb)
+    pos = jnp.arange(a.shape[0], dtype=i32)
+    first = jax.ops.segment_min(jnp.where(c2, pos, big), seg, num_segments=n, indices_are_sorted=True)[seg]
+    return c2 & (first == pos)

@@ -1,18 +1,18 @@
 """The access phase of a tick (mm/memory.c: handle_mm_fault and the NUMA hinting fault entries).
 
-Every running thread's touched units become entries (unit, time, task). Sorted by
-(unit, time, task), the first entry of a unit is its first toucher this tick: it allocates the
-page if absent (first touch). The first toucher of an armed pmd (or, in 4 KiB pte mode, of an armed
-pte) takes the NUMA hinting fault; everybody after it finds it disarmed. Ties in time are broken
-by task id, never by scatter order. Fault events are then ordered by time, which is the order in
-which they queue pages (FIFO) and move the knuma_migrated counters.
+Every running thread's touched units become entries (unit, time, task). Grouped by unit, the
+entry with the earliest time (ties: lowest task id) is the unit's first toucher this tick: it
+allocates the page if absent (first touch). The first toucher of an armed pmd (or, in 4 KiB pte
+mode, of an armed pte) takes the NUMA hinting fault; everybody after it finds it disarmed. Fault
+events are then ordered by time (ties: by unit), the order in which they queue pages (FIFO) and
+move the knuma_migrated counters. Nothing depends on scatter order.
 """
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
 
-from ..ops import bit
+from ..ops import bit, segment_first_min, sort_perm
 from ..pytree import replace
 from ..state import PMD_NUMA, PMD_THP, T_INIT
 from . import autonuma, mempolicy
@@ -34,17 +34,22 @@ def access(state, params, static, st, autonuma_on):
     upf = static.units_per_fault
 
     unit = jnp.where(st.touched, st.unit, U).ravel()
-    tau = jnp.where(st.touched, st.tau, BIG).ravel()
-    task = jnp.broadcast_to(jnp.arange(T, dtype=i32)[:, None], (T, A)).ravel()
-    flat = jnp.arange(E, dtype=i32)
-    unit_s, tau_s, task_s, flat_s = jax.lax.sort((unit, tau, task, flat), num_keys=3)
+    tau_all = st.tau.ravel()
+    ubits = max(1, U.bit_length())
+    flat_s = sort_perm([(unit, ubits)], E)  # by unit, then task, then position in the stream
+    unit_s = unit[flat_s]
+    tau_s = tau_all[flat_s]
+    task_s = flat_s // A
     real = unit_s < U
     us = jnp.minimum(unit_s, U - 1)
     new_unit = jnp.concatenate([jnp.ones(1, bool), unit_s[1:] != unit_s[:-1]])
+    useg = jnp.cumsum(new_unit.astype(i32)) - 1
+    # first toucher of each unit: earliest time, ties to the lowest task id
+    first_u = segment_first_min(tau_s, task_s, useg, E)
 
     # ---- first touch ------------------------------------------------------------------------
     cur_node = pages.node[us].astype(i32)
-    req = real & new_unit & (cur_node < 0)
+    req = real & first_u & (cur_node < 0)
     order = st.order.reshape(E, N)[flat_s]
     allowed = st.allowed.reshape(E, N)[flat_s]
     got, free, oom = mempolicy.allocate(req, order, allowed, jnp.full(E, w, i32), state.free_pages,
@@ -66,16 +71,11 @@ def access(state, params, static, st, autonuma_on):
     # ---- who takes each hinting fault ----------------------------------------------------------
     key_s = unit_s // upf  # fault key: pmd (pmd level in 4 KiB mode) or unit
     if upf == 1:
-        owner = real & new_unit
+        owner = real & first_u
     else:
         new_key = jnp.concatenate([jnp.ones(1, bool), key_s[1:] != key_s[:-1]])
-        seg = jnp.cumsum(new_key.astype(i32)) - 1
-        m_tau = jax.ops.segment_min(tau_s, seg, num_segments=E)[seg]
-        c1 = tau_s == m_tau
-        m_task = jax.ops.segment_min(jnp.where(c1, task_s, BIG), seg, num_segments=E)[seg]
-        c2 = c1 & (task_s == m_task)
-        first = jax.ops.segment_min(jnp.where(c2, flat, BIG), seg, num_segments=E)[seg]
-        owner = real & c2 & (first == jnp.arange(E, dtype=i32))
+        kseg = jnp.cumsum(new_key.astype(i32)) - 1
+        owner = real & segment_first_min(tau_s, task_s, kseg, E)
     if static.pte_faults:
         armed = pages.pte_numa[us] != 0
     else:
@@ -88,8 +88,11 @@ def access(state, params, static, st, autonuma_on):
     slot = jnp.where(fault, jnp.cumsum(fault.astype(i32)) - 1, F)
     ev_key = jnp.full(F, 0, i32).at[slot].set(key_s, mode="drop")
     ev_task = jnp.full(F, T, i32).at[slot].set(task_s, mode="drop")
-    ev_tau = jnp.full(F, BIG, i32).at[slot].set(tau_s, mode="drop")
-    ev_tau, ev_task, ev_key = jax.lax.sort((ev_tau, ev_task, ev_key), num_keys=2)
+    tbits = max(1, (2 * static.tick_ns).bit_length())
+    ev_tau = jnp.full(F, (1 << tbits) - 1, i32).at[slot].set(tau_s, mode="drop")
+    # time order; equal times keep the unit order of the compaction
+    perm = sort_perm([(ev_tau, tbits)], F)
+    ev_key, ev_task, ev_tau = ev_key[perm], ev_task[perm], ev_tau[perm]
     ev_valid = ev_task < T
     n_events = jnp.sum(ev_valid.astype(i32))
 
