@@ -8,6 +8,7 @@ static shapes; each bucket compiles once.
 from __future__ import annotations
 
 import functools
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -105,21 +106,46 @@ class Result:
         return summarize(self)
 
 
+def batch_sharding(devices=None):
+    """NamedSharding of the configuration axis over the local devices (None for one device)."""
+    devs = list(devices) if devices is not None else jax.local_devices()
+    if len(devs) <= 1:
+        return None, 1
+    kw = {}
+    axis_type = getattr(jax.sharding, "AxisType", None)
+    if axis_type is not None:  # jax 0.10+: meshes can be Explicit; we want plain automatic sharding
+        kw["axis_types"] = (axis_type.Auto,)
+    mesh = jax.sharding.Mesh(np.array(devs), ("batch",), **kw)
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch")), len(devs)
+
+
 @dataclass
 class Bucket:
-    """One compiled batch: configurations sharing a Static."""
+    """One compiled batch: configurations sharing a Static, sharded over the local devices."""
     static: Static
     configs: list
     params: object
+    n_pad: int = 0
+    sharding: object = None
     state: object = None
     rows: list = field(default_factory=list)
     reports_done: int = 0
 
     @classmethod
-    def build(cls, configs: Sequence[RunConfig]) -> "Bucket":
+    def build(cls, configs: Sequence[RunConfig], devices=None) -> "Bucket":
         static = build_static(configs)
-        params = P.stack([P.build_params(c, static) for c in configs])
-        return cls(static=static, configs=list(configs), params=params)
+        plist = [P.build_params(c, static) for c in configs]
+        sharding, n_dev = batch_sharding(devices)
+        pad = (-len(plist)) % n_dev
+        plist += [plist[-1]] * pad  # padding rows repeat the last configuration; dropped in results
+        b = cls(static=static, configs=list(configs), params=None, n_pad=pad, sharding=sharding)
+        b.params = b.place(P.stack(plist))
+        return b
+
+    def place(self, tree):
+        if self.sharding is None:
+            return jax.tree_util.tree_map(jnp.asarray, tree)
+        return jax.device_put(tree, self.sharding)
 
     def init(self):
         self.state = compiled_init(self.static)(self.params)
@@ -129,22 +155,41 @@ class Bucket:
     def all_done(self) -> bool:
         return bool(np.all(np.asarray(self.state.tasks.phase) == T_DONE))
 
-    def run(self, reports_per_chunk: int = 10, stop_when_done: bool = True,
-            on_chunk: Callable | None = None) -> list:
+    def run(self, reports_per_chunk: int = 10, stop_when_done: bool = True, on_chunk: Callable | None = None,
+            checkpoint: str | None = None, checkpoint_every: int = 1, should_stop: Callable | None = None,
+            resume: bool = True) -> list:
+        """Run to the end (or until every configuration finished).
+
+        With ``checkpoint``, the state is saved there every ``checkpoint_every`` chunks and when
+        ``should_stop()`` turns true (then the run returns early with ``self.stopped = True``); a run
+        whose checkpoint already exists resumes from it when ``resume``.
+        """
+        from . import checkpoint as ckpt
+        self.stopped = False
+        if checkpoint and resume and os.path.exists(checkpoint):
+            ckpt.load(self, checkpoint)
         if self.state is None:
             self.init()
         total = self.static.n_reports
         k = max(1, min(reports_per_chunk, total))
-        while self.reports_done < total:
+        chunks = 0
+        while self.reports_done < total and not (stop_when_done and self.reports_done and self.all_done()):
             n = min(k, total - self.reports_done)
             fn = compiled_chunk(self.static, n)
             self.state, rows = fn(self.state, self.params)
             self.rows.append(jax.tree_util.tree_map(np.asarray, rows))
             self.reports_done += n
+            chunks += 1
             if on_chunk is not None:
                 on_chunk(self)
-            if stop_when_done and self.all_done():
+            stop = should_stop is not None and should_stop()
+            if checkpoint and (stop or chunks % max(1, checkpoint_every) == 0):
+                ckpt.save(self, checkpoint)
+            if stop:
+                self.stopped = True
                 break
+        if checkpoint and not self.stopped:
+            ckpt.save(self, checkpoint)
         return self.results()
 
     def results(self) -> list:
@@ -163,23 +208,23 @@ class Bucket:
         return out
 
 
-def make_buckets(configs: Sequence[RunConfig]) -> list:
+def make_buckets(configs: Sequence[RunConfig], devices=None) -> list:
     """Validate every configuration (before any compile) and group them by shape."""
     for i, c in enumerate(configs):
         validate_run(c, i if len(configs) > 1 else None)
     groups: dict = {}
     for i, c in enumerate(configs):
         groups.setdefault(shape_key(c), []).append(i)
-    return [(idx, Bucket.build([configs[i] for i in idx])) for idx in groups.values()]
+    return [(idx, Bucket.build([configs[i] for i in idx], devices)) for idx in groups.values()]
 
 
 def simulate(configs: Sequence[RunConfig] | RunConfig, reports_per_chunk: int = 10, stop_when_done: bool = True,
-             on_chunk: Callable | None = None) -> list:
+             on_chunk: Callable | None = None, devices=None) -> list:
     """Simulate configurations; returns one Result per configuration, in input order."""
     if isinstance(configs, RunConfig):
         configs = [configs]
     out = [None] * len(configs)
-    for idx, bucket in make_buckets(configs):
+    for idx, bucket in make_buckets(configs, devices):
         res = bucket.run(reports_per_chunk=reports_per_chunk, stop_when_done=stop_when_done, on_chunk=on_chunk)
         for i, r in zip(idx, res):
             out[i] = r
