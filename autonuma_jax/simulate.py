@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import invariants
 from . import params as P
 from .config import RunConfig, build_static, shape_key, validate_run
 from .pytree import pytree_dataclass, replace
@@ -49,9 +50,14 @@ class Row:
     nr_migrate_pages: jnp.ndarray  # [N]
     free_pages: jnp.ndarray  # [N]
     tasks_done: jnp.ndarray
+    invariants_ok: jnp.ndarray  # [K] in check_invariants mode (invariants.NAMES), [0] otherwise
 
 
-def snapshot(state, params) -> Row:
+class InvariantViolation(RuntimeError):
+    pass
+
+
+def snapshot(state, params, static=None) -> Row:
     a = state.acc
     tasks = state.tasks
     task_node = jnp.where(tasks.cpu >= 0, params.machine.cpu_node[jnp.maximum(tasks.cpu, 0)], -1)
@@ -61,7 +67,9 @@ def snapshot(state, params) -> Row:
                full_scans=state.scand.full_scans, pages_scanned=state.scand.pages_scanned,
                mm_node_pages=state.mms.node_pages, task_node=task_node.astype(i32),
                task_selected_nid=tasks.task_selected_nid, nr_migrate_pages=state.migrated.nr_migrate_pages,
-               free_pages=state.free_pages, tasks_done=jnp.sum((tasks.phase == T_DONE).astype(i32)))
+               free_pages=state.free_pages, tasks_done=jnp.sum((tasks.phase == T_DONE).astype(i32)),
+               invariants_ok=(invariants.check(state, params, static) if static is not None and static.check_invariants
+                              else jnp.zeros(0, bool)))
 
 
 def run_interval(state, params, static: Static):
@@ -70,7 +78,7 @@ def run_interval(state, params, static: Static):
         return step(s, params, static), None
 
     state, _ = jax.lax.scan(body, state, None, length=static.report_ticks)
-    row = snapshot(state, params)
+    row = snapshot(state, params, static)
     state = replace(state, acc=replace(zero_counters(), overhead_rem_ns=state.acc.overhead_rem_ns))
     return state, row
 
@@ -179,6 +187,8 @@ class Bucket:
             self.state, rows = fn(self.state, self.params)
             self.rows.append(jax.tree_util.tree_map(np.asarray, rows))
             self.reports_done += n
+            if self.static.check_invariants:
+                self._raise_violations(self.rows[-1])
             chunks += 1
             if on_chunk is not None:
                 on_chunk(self)
@@ -191,6 +201,15 @@ class Bucket:
         if checkpoint and not self.stopped:
             ckpt.save(self, checkpoint)
         return self.results()
+
+    def _raise_violations(self, rows):
+        ok = np.asarray(rows.invariants_ok)[: len(self.configs)]  # [B, R, K]
+        bad = np.argwhere(~ok)
+        if len(bad):
+            i, r, k = bad[0]
+            tick = int(np.asarray(rows.tick)[i, r])
+            raise InvariantViolation(f"invariant {invariants.NAMES[k]} violated by tick {tick} "
+                                     f"in config[{i}] ({self.configs[i].label()})")
 
     def results(self) -> list:
         rows = {f: np.concatenate([np.asarray(getattr(r, f)) for r in self.rows], axis=1) for f in Row.__dataclass_fields__}

@@ -1,0 +1,338 @@
+"""The composed config (as a plain dict) -> core ``RunConfig``s, with the in-process sweep expanded.
+
+Hydra-free on purpose (it works on ``OmegaConf.to_container`` output), so tests and other tools
+can call it directly. Every error is a one-line ``ConfigError``; ranges are checked by the core
+(``validate_run``), not here.
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import numpy as np
+
+from ..config import POLICIES, RunConfig, SimConfig
+from ..errors import ConfigError
+from ..knobs import RANGES, Knobs, flatten, with_overrides
+from ..machine import PRESETS, Machine, get_machine
+from ..workloads import BENCHMARKS, numa01, numa02
+
+MiB = 1 << 20
+MACHINE_FIELDS = ("name", "n_nodes", "cpus_per_node", "threads_per_core", "mem_per_node_mib", "distance",
+                  "node_bw_gbs", "link_bw_gbs", "thread_bw_gbs", "smt_share", "description")
+SIM_FIELDS = tuple(f.name for f in fields(SimConfig))
+# sweep parameters that are not knobs
+SPECIAL = ("policy", "machine", "workload", "variant")
+PREFIXES = ("sim.", "workload.", "machine.")
+
+
+@dataclass
+class Run:
+    """One configuration to simulate and where it came from."""
+    config: RunConfig
+    index: int
+    combo: int  # index of its parameter combination (configurations differing only by seed share it)
+    params: dict  # swept parameter -> value for this combination
+    spec: dict  # the effective (machine, workload, policy, sim) sections
+
+
+# ------------------------------------------------------------------------------------------
+# sections -> core objects
+
+def build_machine(m: dict) -> Machine | str:
+    """A preset name (untouched preset), or a Machine (preset with overrides, or custom)."""
+    over = {k: m.get(k) for k in MACHINE_FIELDS if m.get(k) is not None}
+    if "distance" in over:
+        over["distance"] = tuple(tuple(int(x) for x in row) for row in over["distance"])
+    preset = m.get("preset")
+    if preset is not None:
+        base = get_machine(preset)
+        over = {k: v for k, v in over.items() if getattr(base, k) != v}
+        if not over:
+            return preset
+        return replace(base, **over)
+    missing = [k for k in MACHINE_FIELDS if k not in over and k != "description"]
+    if missing:
+        raise ConfigError(f"machine.preset=None: a custom machine needs machine.{missing[0]} "
+                          f"(missing: {', '.join(missing)}), or pick a preset ({', '.join(sorted(PRESETS))})")
+    return Machine(**over)
+
+
+def build_workload(w: dict, machine, policy: str, seed: int):
+    """The benchmark name, or a shrunken Workload when size_mib / loops are set."""
+    name = w.get("name")
+    if name not in BENCHMARKS:
+        raise ConfigError(f"workload.name={name!r}: must be one of {sorted(BENCHMARKS)}")
+    size, loops = w.get("size_mib"), w.get("loops")
+    if size is None and loops is None:
+        return name
+    if size is not None and (not isinstance(size, int) or size < 1):
+        raise ConfigError(f"workload.size_mib={size!r}: must be an integer >= 1 (MiB per process)")
+    if loops is not None and (not isinstance(loops, int) or loops < 1):
+        raise ConfigError(f"workload.loops={loops!r}: must be an integer >= 1")
+    m = machine if isinstance(machine, Machine) else get_machine(machine)
+    variant = (POLICIES.get(policy, (None, None))[1]) or w.get("variant", "default")
+    force_node = RunConfig(seed=seed).force_node()
+    kw = {}
+    if loops is not None:
+        kw["loops"] = loops
+    if name.startswith("numa01"):
+        if size is not None:
+            kw["size"] = size * MiB
+        return numa01(m, variant, thread_alloc=name == "numa01_THREAD_ALLOC", force_node=force_node, **kw)
+    if size is not None:
+        kw["size"] = size * MiB
+    return numa02(m, variant, smt=name == "numa02_SMT", **kw)
+
+
+def _flat_dict(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flat_dict(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def build_knobs(policy: dict) -> Knobs:
+    knobs = {k: v for k, v in policy.items() if k != "name"}
+    return with_overrides(Knobs(), _flat_dict(knobs))
+
+
+def build_sim(s: dict) -> SimConfig:
+    return SimConfig(**{k: s[k] for k in SIM_FIELDS if k in s})
+
+
+def to_runconfig(spec: dict, seed: int) -> RunConfig:
+    policy = spec["policy"].get("name")
+    if policy not in POLICIES:
+        raise ConfigError(f"policy.name={policy!r}: must be one of {sorted(POLICIES)}")
+    machine = build_machine(spec["machine"])
+    workload = build_workload(spec["workload"], machine, policy, seed)
+    return RunConfig(machine=machine, workload=workload, policy=policy, knobs=build_knobs(spec["policy"]),
+                     sim=build_sim(spec["sim"]), seed=seed, variant=spec["workload"].get("variant", "default"))
+
+
+# ------------------------------------------------------------------------------------------
+# sweep expansion
+
+def sweep_params(sweep: dict) -> dict:
+    """``sweep.params`` flattened to {parameter: values}; nested knob dicts become dotted paths,
+    a dict with min/max (a range spec) stays one parameter."""
+    out = {}
+
+    def walk(d, prefix):
+        for k, v in d.items():
+            key = f"{prefix}{k}"
+            if isinstance(v, dict) and not ({"min", "max"} & set(v) or "values" in v):
+                walk(v, key + ".")
+            else:
+                out[key] = v
+
+    walk(sweep.get("params") or {}, "")
+    return out
+
+
+def _kind(param: str) -> str | None:
+    """'int' / 'float' / 'flag' for a knob path, None for anything else."""
+    path = param[len("policy."):] if param.startswith("policy.") else param
+    return RANGES[path][2] if path in RANGES else None
+
+
+def _grid_values(param: str, spec: Any) -> list:
+    if isinstance(spec, (list, tuple)):
+        if not spec:
+            raise ConfigError(f"sweep.params.{param}=[]: must list at least one value")
+        return list(spec)
+    if isinstance(spec, dict):
+        if "values" in spec:
+            return _grid_values(param, spec["values"])
+        lo, hi, num = spec.get("min"), spec.get("max"), spec.get("num")
+        if lo is None or hi is None or not isinstance(num, int) or num < 1:
+            raise ConfigError(f"sweep.params.{param}={spec!r}: a grid range needs min, max and num >= 1 "
+                              f"(or give a list of values)")
+        if spec.get("log"):
+            if lo <= 0 or hi <= 0:
+                raise ConfigError(f"sweep.params.{param}={spec!r}: log ranges need min, max > 0")
+            vals = np.geomspace(lo, hi, num)
+        else:
+            vals = np.linspace(lo, hi, num)
+        return _cast(param, list(vals))
+    return [spec]
+
+
+def _cast(param: str, vals: list) -> list:
+    kind = _kind(param)
+    if kind in ("int", "flag"):
+        out = []
+        for v in vals:
+            iv = int(round(float(v)))
+            if iv not in out:
+                out.append(iv)
+        return out
+    return [float(v) for v in vals]
+
+
+def _random_values(param: str, spec: Any, n: int, rng: np.random.Generator) -> list:
+    if isinstance(spec, (list, tuple)):
+        if not spec:
+            raise ConfigError(f"sweep.params.{param}=[]: must list at least one value")
+        return [spec[i] for i in rng.integers(0, len(spec), n)]
+    if isinstance(spec, dict):
+        if "values" in spec:
+            return _random_values(param, spec["values"], n, rng)
+        lo, hi = spec.get("min"), spec.get("max")
+        if lo is None or hi is None or lo > hi:
+            raise ConfigError(f"sweep.params.{param}={spec!r}: a random range needs min <= max")
+        if spec.get("log"):
+            if lo <= 0:
+                raise ConfigError(f"sweep.params.{param}={spec!r}: log ranges need min > 0")
+            x = np.exp(rng.uniform(math.log(lo), math.log(hi), n))
+        else:
+            x = rng.uniform(lo, hi, n)
+        kind = _kind(param)
+        if kind in ("int", "flag"):
+            return [int(round(v)) for v in x]
+        return [float(v) for v in x]
+    return [spec] * n
+
+
+def combinations(sweep: dict) -> list[dict]:
+    """The parameter combinations of the sweep section ([{}] when there is no sweep)."""
+    mode = sweep.get("mode", "none")
+    mode = getattr(mode, "name", mode)
+    params = sweep_params(sweep)
+    if mode == "none" or not params:
+        if mode != "none" and not params:
+            raise ConfigError(f"sweep.mode={mode}: sweep.params is empty (give at least one parameter)")
+        return [{}]
+    for p in params:
+        _check_param(p)
+    if mode == "grid":
+        axes = [(p, _grid_values(p, v)) for p, v in params.items()]
+        return [dict(zip([a for a, _ in axes], combo)) for combo in itertools.product(*[v for _, v in axes])]
+    if mode == "random":
+        n = sweep.get("samples", 16)
+        if not isinstance(n, int) or n < 1:
+            raise ConfigError(f"sweep.samples={n!r}: must be an integer >= 1")
+        rng = np.random.default_rng(sweep.get("sample_seed", 0))
+        cols = {p: _random_values(p, v, n, rng) for p, v in params.items()}
+        return [{p: cols[p][i] for p in params} for i in range(n)]
+    raise ConfigError(f"sweep.mode={mode!r}: must be none, grid or random")
+
+
+def _check_param(p: str) -> None:
+    if p in SPECIAL or p.startswith(PREFIXES) or _kind(p) is not None:
+        if p.startswith("sim.") and p[4:] not in SIM_FIELDS:
+            raise ConfigError(f"sweep.params.{p}: unknown sim field (known: {', '.join(SIM_FIELDS)})")
+        return
+    raise ConfigError(f"sweep.params.{p}: unknown parameter (a knob path such as "
+                      f"autonuma.knuma_scand.pages_to_scan, or policy, machine, workload, variant, sim.*, "
+                      f"workload.*, machine.*)")
+
+
+def _set_path(d: dict, path: str, value) -> None:
+    parts = path.split(".")
+    for p in parts[:-1]:
+        if not isinstance(d.get(p), dict):
+            d[p] = {}
+        d = d[p]
+    d[parts[-1]] = value
+
+
+def apply_params(base: dict, params: dict) -> dict:
+    """The (machine, workload, policy, sim) sections with one combination applied."""
+    spec = copy.deepcopy(base)
+    for p, v in params.items():
+        if p == "policy":
+            spec["policy"]["name"] = v
+        elif p == "machine":
+            spec["machine"] = {"preset": v}  # a preset replaces the whole machine section
+        elif p == "workload":
+            spec["workload"]["name"] = v
+        elif p == "variant":
+            spec["workload"]["variant"] = v
+        elif p.startswith(PREFIXES):
+            _set_path(spec, p, v)
+        else:
+            path = p[len("policy."):] if p.startswith("policy.") else p
+            _set_path(spec["policy"], path, v)
+    return spec
+
+
+def expand(cfg: dict) -> list[Run]:
+    """All configurations of one job: sweep combinations x seeds (in that order)."""
+    base = {k: cfg[k] for k in ("machine", "workload", "policy", "sim")}
+    sweep = cfg.get("sweep") or {}
+    seeds = sweep.get("seeds", 1)
+    if not isinstance(seeds, int) or seeds < 1:
+        raise ConfigError(f"sweep.seeds={seeds!r}: must be an integer >= 1")
+    seed0 = cfg.get("seed", 0)
+    runs = []
+    for ci, params in enumerate(combinations(sweep)):
+        spec = apply_params(base, params)
+        for s in range(seeds):
+            seed = seed0 + s
+            try:
+                rc = to_runconfig(spec, seed)
+            except ConfigError as e:
+                where = f"sweep combination {ci} ({_fmt(params)}): " if params else ""
+                raise ConfigError(f"{where}{e}") from None
+            except TypeError as e:  # e.g. a knob value of the wrong type from a sweep list
+                raise ConfigError(f"sweep combination {ci} ({_fmt(params)}): {e}") from None
+            runs.append(Run(config=rc, index=len(runs), combo=ci, params=params, spec=spec))
+    return runs
+
+
+def _fmt(params: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items())
+
+
+# ------------------------------------------------------------------------------------------
+# descriptions of a configuration (result columns)
+
+def machine_of(rc: RunConfig) -> Machine:
+    return rc.resolved_machine()
+
+
+def describe(run: Run) -> dict:
+    """Identity columns of one configuration: names, sim settings and every knob (flattened)."""
+    rc = run.config
+    m = rc.resolved_machine()
+    wl = run.spec["workload"]
+    out = {
+        "config_index": run.index, "combo": run.combo,
+        "machine": m.name, "machine.n_nodes": m.n_nodes, "machine.n_cpus": m.n_cpus,
+        "machine.mem_per_node_mib": m.mem_per_node_mib,
+        "workload": wl["name"], "variant": POLICIES[rc.policy][1] or rc.variant,
+        "workload.size_mib": wl.get("size_mib"), "workload.loops": wl.get("loops"),
+        "policy": rc.policy, "seed": rc.seed,
+    }
+    for k in SIM_FIELDS:
+        out[f"sim.{k}"] = getattr(rc.sim, k)
+    out.update(flatten(rc.knobs))
+    return out
+
+
+def swept_label(params: dict) -> str:
+    """A short label of a combination: 'pages_to_scan=8192,policy=none' (last path components,
+    the full path when two would clash)."""
+    if not params:
+        return ""
+    short = {}
+    lasts = [p.split(".")[-1] for p in params]
+    for p in params:
+        last = p.split(".")[-1]
+        short[p] = last if lasts.count(last) == 1 else p
+    return ",".join(f"{short[p]}={_val(v)}" for p, v in params.items())
+
+
+def _val(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)

@@ -1,0 +1,171 @@
+"""One job: expand the config, validate everything, simulate in batches, write results, plots and
+the wandb run. Hydra-free: ``app.py`` passes the resolved config as a dict and the output folder.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+
+from ..config import shape_key, validate_run
+from ..errors import ConfigError
+from . import results as R
+from .build import Run, expand
+from .progress import Progress
+
+log = logging.getLogger("autonuma_jax.cli")
+
+
+@dataclass
+class JobInfo:
+    out_dir: str
+    n_configs: int = 0
+    n_batches: int = 0
+    compiles: int = 0
+    wall_s: float = 0.0
+    files: list = field(default_factory=list)
+    wandb_dir: str | None = None
+
+
+def _enum(v):
+    return getattr(v, "name", v)
+
+
+def plan(runs: list[Run], batch_size: int = 0) -> list[list[int]]:
+    """Indices of the configurations of each compiled batch: one per shape, split by batch_size."""
+    groups: dict = {}
+    for r in runs:
+        groups.setdefault(shape_key(r.config), []).append(r.index)
+    out = []
+    for idx in groups.values():
+        if batch_size and batch_size > 0:
+            out += [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
+        else:
+            out.append(idx)
+    return out
+
+
+def prepare(cfg: dict) -> list[Run]:
+    """Expand and validate every configuration (ConfigError one-liners, before any compile)."""
+    runs = expand(cfg)
+    for r in runs:
+        validate_run(r.config, r.index if len(runs) > 1 else None)
+    sim = cfg.get("sim", {})
+    for key in ("reports_per_chunk",):
+        v = sim.get(key, 10)
+        if not isinstance(v, int) or v < 1:
+            raise ConfigError(f"sim.{key}={v!r}: must be an integer >= 1")
+    mode = (cfg.get("logger") or {}).get("mode", "offline")
+    if mode not in ("offline", "online", "disabled", "dryrun"):
+        raise ConfigError(f"logger.mode={mode!r}: must be offline, online or disabled")
+    bs = sim.get("batch_size", 0)
+    if not isinstance(bs, int) or bs < 0:
+        raise ConfigError(f"sim.batch_size={bs!r}: must be an integer >= 0 (0 = one batch per shape)")
+    return runs
+
+
+def enable_compilation_cache(path: str | None) -> None:
+    if not path:
+        return
+    import jax
+    path = os.path.expanduser(path)
+    try:
+        os.makedirs(path, exist_ok=True)
+        jax.config.update("jax_compilation_cache_dir", path)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    except Exception as e:  # noqa: BLE001  (a cache is an optimisation only)
+        log.warning(f"compilation cache at {path} not enabled: {e}")
+
+
+def simulate_runs(runs: list[Run], sim: dict, progress_cfg: dict | None = None):
+    """Simulate every configuration, one compiled batch per shape; returns (results, n_batches, compiles)."""
+    from ..simulate import Bucket, compiled_chunk
+
+    rpc = int(sim.get("reports_per_chunk", 10))
+    batches = plan(runs, int(sim.get("batch_size", 0) or 0))
+    n_chunks = []
+    for idx in batches:
+        n_rep = runs[idx[0]].config.sim.n_reports
+        n_chunks.append(math.ceil(n_rep / max(1, min(rpc, n_rep))))
+    pc = progress_cfg or {}
+    prog = Progress(sum(n_chunks), len(runs), mode=_enum(pc.get("mode", "auto")), interval_s=pc.get("interval_s", 10.0),
+                    log=log)
+    if prog.mode == "off":
+        prog.update = lambda b=None: None  # type: ignore[method-assign]
+        prog.close = lambda: None  # type: ignore[method-assign]
+    misses0 = compiled_chunk.cache_info().misses
+    out = [None] * len(runs)
+    for bi, idx in enumerate(batches):
+        bucket = Bucket.build([runs[i].config for i in idx])
+        log.info(f"batch {bi + 1}/{len(batches)}: {len(idx)} configuration(s), {bucket.static.n_ticks} ticks, "
+                 f"{bucket.static.n_tasks} threads, {bucket.static.n_units} page units")
+        prog.new_batch()
+        before = prog.done
+        res = bucket.run(reports_per_chunk=rpc, stop_when_done=bool(sim.get("stop_when_done", True)),
+                         on_chunk=prog.update)
+        prog.skip(n_chunks[bi] - (prog.done - before))
+        for i, r in zip(idx, res):
+            out[i] = r
+    prog.close()
+    return out, len(batches), compiled_chunk.cache_info().misses - misses0
+
+
+def run_job(cfg: dict, out_dir: str, job: dict | None = None, resolved_yaml: str | None = None,
+            group: str | None = None, run_name: str | None = None) -> JobInfo:
+    """The whole job. Raises ConfigError (bad input) or results.ResultsExistError before compiling."""
+    t0 = time.time()
+    info = JobInfo(out_dir=out_dir)
+    runs = prepare(cfg)
+    rcfg = cfg.get("results", {})
+    overwrite = bool(rcfg.get("overwrite", False))
+    R.check_writable(out_dir, overwrite)
+    os.makedirs(out_dir, exist_ok=True)
+    sim = cfg.get("sim", {})
+    enable_compilation_cache(sim.get("compilation_cache_dir"))
+    info.n_configs = len(runs)
+    log.info(f"{len(runs)} configuration(s) -> {out_dir}")
+    results, info.n_batches, info.compiles = simulate_runs(runs, sim, cfg.get("progress"))
+    job = dict(job or {})
+    res_df = R.results_frame(runs, results, job)
+    ts_df = R.timeseries_frame(runs, results) if rcfg.get("timeseries", True) or rcfg.get("plots", True) else None
+    info.files.append(R.write_atomic(res_df, os.path.join(out_dir, R.RESULTS), overwrite))
+    if rcfg.get("timeseries", True) and ts_df is not None:
+        info.files.append(R.write_atomic(ts_df, os.path.join(out_dir, R.TIMESERIES), True))
+    if resolved_yaml is not None:
+        info.files.append(R.write_text_atomic(resolved_yaml, os.path.join(out_dir, "resolved_config.yaml")))
+    _print_table(res_df)
+    from ..report import metric_columns
+    metrics = metric_columns(res_df)
+    if rcfg.get("plots", True):
+        try:
+            from ..report import plot_all
+            info.files += plot_all(res_df, ts_df, os.path.join(out_dir, "plots"),
+                                   max_nmstat=int(rcfg.get("max_nmstat_plots", 4)))
+        except Exception as e:  # noqa: BLE001  (plots never cost the results)
+            log.warning(f"plots failed: {type(e).__name__}: {e}")
+    info.wall_s = time.time() - t0
+    from .wandb_log import log_job
+    config = {k: v for k, v in cfg.items() if k != "hydra"}
+    config["job"] = {**job, "n_configs": info.n_configs, "n_batches": info.n_batches, "compiles": info.compiles}
+    info.wandb_dir = log_job(cfg.get("logger", {}), out_dir, group, run_name, config, res_df, ts_df, metrics)
+    if info.wandb_dir:
+        log.info(f"wandb run: {info.wandb_dir}")
+    meta = {"n_configs": info.n_configs, "n_batches": info.n_batches, "compiles": info.compiles,
+            "wall_s": round(time.time() - t0, 3), "wandb_dir": info.wandb_dir, "job": job}
+    R.write_text_atomic(json.dumps(meta, indent=1, default=str) + "\n", os.path.join(out_dir, "job.json"))
+    log.info(f"done in {time.time() - t0:.1f} s: {info.n_configs} configuration(s) in {info.n_batches} batch(es), "
+             f"{info.compiles} compile(s); results in {out_dir}")
+    return info
+
+
+def _print_table(df, limit: int = 20):
+    cols = [c for c in ("combo_label", "seed", "runtime_s", "local_fraction_final", "converge_s", "pages_migrated",
+                        "exchanges", "overhead_cpu_s") if c in df.columns]
+    import pandas as pd
+    with pd.option_context("display.width", 160, "display.max_colwidth", 50, "display.float_format", "{:.3f}".format):
+        text = df[cols].head(limit).to_string(index=False)
+    more = f"\n... {len(df) - limit} more rows in results.parquet" if len(df) > limit else ""
+    log.info("results:\n" + text + more)

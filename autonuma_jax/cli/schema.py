@@ -1,0 +1,199 @@
+"""Structured config schemas (dataclasses registered in hydra's ConfigStore).
+
+The YAML files under ``conf/`` are merged onto these schemas, so a typo in a key or a value of
+the wrong type fails at composition with hydra's own message (``Key 'pages_to_scn' not in
+'KnumaScand'``, ``Value 'abc' ... could not be converted to Integer``). Ranges are not checked
+here: the core (``autonuma_jax.config.validate_run``) owns them and the CLI reports its one-line
+``ConfigError`` before any compile.
+
+The knob schema is generated from the core's ``Knobs`` dataclasses (same field names, types and
+defaults, but mutable, which hydra needs), so it can never drift from the engine. Under
+``policy`` every knob sits at its ``/sys/kernel/mm/autonuma`` path:
+``policy.autonuma.knuma_scand.pages_to_scan``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+
+from ..config import SimConfig
+from ..knobs import Knobs
+
+
+def _mirror(cls, cache: dict):
+    """A mutable copy of a (frozen, nested) core dataclass: same fields, types and defaults."""
+    if cls in cache:
+        return cache[cls]
+    hints = typing.get_type_hints(cls)
+    default = cls()
+    specs = []
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        value = getattr(default, f.name)
+        if dataclasses.is_dataclass(tp):
+            sub = _mirror(tp, cache)
+            specs.append((f.name, sub, field(default_factory=sub)))
+        else:
+            specs.append((f.name, tp, field(default=value)))
+    new = dataclasses.make_dataclass(cls.__name__, specs, namespace={"__doc__": cls.__doc__})
+    new.__module__ = __name__
+    cache[cls] = new
+    return new
+
+
+_MIRRORS: dict = {}
+KnobsConf = _mirror(Knobs, _MIRRORS)
+
+
+def _knob_fields():
+    out = []
+    for f in dataclasses.fields(KnobsConf):
+        out.append((f.name, f.type, field(default_factory=f.default_factory)))
+    return out
+
+
+# policy: the name plus every knob at its sysfs path (knobs apply to every policy: the costs and the
+# scheduler noise also shape the `none` and binding baselines).
+PolicyConf = dataclasses.make_dataclass(
+    "PolicyConf", [("name", str, field(default="autonuma24"))] + _knob_fields(),
+    namespace={"__doc__": "policy.name in autonuma24 | none | hard_bind | inverse_bind, plus every knob."})
+PolicyConf.__module__ = __name__
+
+
+@dataclass
+class MachineConf:
+    """A preset (``autonuma_jax.machine.PRESETS``) with optional field overrides, or, with
+    ``preset: null``, a machine defined field by field (every field then required)."""
+    preset: Optional[str] = "2node_24cpu"
+    name: Optional[str] = None
+    n_nodes: Optional[int] = None
+    cpus_per_node: Optional[int] = None
+    threads_per_core: Optional[int] = None
+    mem_per_node_mib: Optional[int] = None
+    distance: Optional[List[List[int]]] = None
+    node_bw_gbs: Optional[float] = None
+    link_bw_gbs: Optional[float] = None
+    thread_bw_gbs: Optional[float] = None
+    smt_share: Optional[float] = None
+    description: Optional[str] = None
+
+
+@dataclass
+class WorkloadConf:
+    """A benchmark of ``autonuma_jax.workloads.BENCHMARKS``; ``size_mib`` / ``loops`` shrink it
+    (per-process memory and passes; null = the benchmark's own 3 GiB / 1 GiB and loop counts)."""
+    name: str = "numa01"
+    variant: str = "default"  # default | no_force (hard_bind / inverse_bind come from the policy)
+    size_mib: Optional[int] = None
+    loops: Optional[int] = None
+
+
+_SIM = SimConfig()
+
+
+@dataclass
+class SimConf:
+    tick_ms: float = _SIM.tick_ms
+    duration_s: float = _SIM.duration_s  # simulated seconds (the run stops early once all threads are done)
+    page_unit: str = _SIM.page_unit  # 2M | 4K
+    report_interval_ms: float = _SIM.report_interval_ms  # one time-series row (and wandb point) per interval
+    check_invariants: bool = _SIM.check_invariants
+    reports_per_chunk: int = 10  # report intervals per compiled call (progress / early-stop granularity)
+    batch_size: int = 0  # most configurations in one vmapped batch (0 = a whole shape bucket)
+    stop_when_done: bool = True
+    # Persistent XLA compilation cache (a second run of the same shapes skips the compile); null = off.
+    compilation_cache_dir: Optional[str] = None
+
+
+class SweepMode(enum.Enum):
+    none = 0
+    grid = 1
+    random = 2
+
+
+@dataclass
+class SweepConf:
+    """In-process sweep: expands into many configurations run as one vmapped batch per shape.
+
+    ``params`` maps a parameter to its values. A parameter is a knob path
+    (``autonuma.knuma_scand.pages_to_scan``, nested YAML or dotted keys both work), or ``policy``,
+    ``machine`` (preset name), ``workload`` (benchmark name), ``variant``, ``sim.<field>``,
+    ``workload.<field>``, ``machine.<field>``. Values: a list (grid: every value; random: a uniform
+    choice) or, for numbers, ``{min, max, log, num}`` (grid: ``num`` points; random: uniform or
+    log-uniform draws; integer knobs are rounded). Every combination runs ``seeds`` seeds.
+    """
+    mode: SweepMode = SweepMode.none
+    seeds: int = 1
+    samples: int = 16  # random mode: number of sampled combinations
+    sample_seed: int = 0  # random mode: seed of the sampler (not of the simulation)
+    params: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LoggerConf:
+    """Weights & Biases. ``mode``: offline (default; the run lives in the job's output folder,
+    ``wandb sync`` it later), online, or disabled (wandb is not even imported)."""
+    mode: str = "offline"
+    project: str = "autonuma-jax"
+    entity: Optional[str] = None
+    group: Optional[str] = None  # null: the hydra sweep (multirun) or the experiment name
+    name: Optional[str] = None  # null: experiment name + job number + overrides
+    tags: List[str] = field(default_factory=list)
+    job_type: str = "simulate"
+    max_curves: int = 32  # per-combination convergence curves logged (the all/* aggregates always are)
+    table: bool = True  # log the per-configuration results as a wandb.Table
+    init_timeout_s: float = 60.0
+    fallback_offline: bool = True  # an online init that fails retries offline before giving up
+
+
+@dataclass
+class ResultsConf:
+    timeseries: bool = True  # write timeseries.parquet (one row per configuration and report interval)
+    plots: bool = True  # write plots/ into the job folder
+    max_nmstat_plots: int = 4
+    overwrite: bool = False  # refuse to replace an existing results.parquet unless true
+
+
+class ProgressMode(enum.Enum):
+    auto = 0  # a bar with ETA on a terminal, plain periodic lines otherwise
+    bar = 1
+    lines = 2
+    off = 3
+
+
+@dataclass
+class ProgressConf:
+    mode: ProgressMode = ProgressMode.auto
+    interval_s: float = 10.0  # plain-line mode: at most one line per interval (and one at the end)
+
+
+@dataclass
+class AppConfig:
+    name: str = "default"  # experiment name: output folders and the wandb group
+    seed: int = 0  # first seed; sweep.seeds adds seed+1, seed+2, ...
+    machine: MachineConf = field(default_factory=MachineConf)
+    workload: WorkloadConf = field(default_factory=WorkloadConf)
+    policy: PolicyConf = field(default_factory=PolicyConf)
+    sim: SimConf = field(default_factory=SimConf)
+    sweep: SweepConf = field(default_factory=SweepConf)
+    logger: LoggerConf = field(default_factory=LoggerConf)
+    results: ResultsConf = field(default_factory=ResultsConf)
+    progress: ProgressConf = field(default_factory=ProgressConf)
+
+
+_REGISTERED = False
+
+
+def register() -> None:
+    """Register the schemas (idempotent). ``conf/config.yaml`` starts from ``base_config``."""
+    global _REGISTERED
+    if _REGISTERED:
+        return
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=AppConfig)
+    _REGISTERED = True
