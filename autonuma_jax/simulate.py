@@ -23,7 +23,10 @@ from .config import RunConfig, build_static, shape_key, validate_run
 from .pytree import pytree_dataclass, replace
 from .state import T_DONE, init_state, zero_counters
 from .static import Static
-from .tick import step
+from .tick import step, step_batch
+
+# Skip phases no configuration of the batch needs in a tick (tick.step_batch); False: plain vmap.
+GATED = True
 
 i32 = jnp.int32
 
@@ -73,28 +76,31 @@ def snapshot(state, params, static=None) -> Row:
 
 
 def run_interval(state, params, static: Static):
-    """report_ticks ticks, then one row; the interval counters restart."""
+    """report_ticks ticks of a batch (leading axis = configuration), then one row each."""
     def body(s, _):
-        return step(s, params, static), None
+        if GATED:
+            return step_batch(s, params, static), None
+        return jax.vmap(lambda a, b: step(a, b, static))(s, params), None
 
     state, _ = jax.lax.scan(body, state, None, length=static.report_ticks)
-    row = snapshot(state, params, static)
-    state = replace(state, acc=replace(zero_counters(), overhead_rem_ns=state.acc.overhead_rem_ns))
-    return state, row
+    row = jax.vmap(lambda s, p: snapshot(s, p, static))(state, params)
+    acc = jax.vmap(lambda a: replace(zero_counters(), overhead_rem_ns=a.overhead_rem_ns))(state.acc)
+    return replace(state, acc=acc), row
 
 
 def run_chunk(state, params, static: Static, n_reports: int):
     def body(s, _):
         return run_interval(s, params, static)
 
-    return jax.lax.scan(body, state, None, length=n_reports)
+    state, rows = jax.lax.scan(body, state, None, length=n_reports)
+    return state, jax.tree_util.tree_map(lambda x: jnp.swapaxes(x, 0, 1), rows)  # [B, R, ...]
 
 
 @functools.lru_cache(maxsize=None)
 def compiled_chunk(static: Static, n_reports: int):
-    """jit(vmap(run_chunk)) for one bucket; the state buffers are donated."""
+    """jit of run_chunk for one bucket (batched step inside); the state buffers are donated."""
     fn = functools.partial(run_chunk, static=static, n_reports=n_reports)
-    return jax.jit(jax.vmap(fn), donate_argnums=(0,))
+    return jax.jit(fn, donate_argnums=(0,))
 
 
 @functools.lru_cache(maxsize=None)

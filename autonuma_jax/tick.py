@@ -24,7 +24,7 @@ from .pytree import replace
 from .rng import tick_draws
 from .sched import fair, numa
 from .sched.runqueue import nr_running, runnable, sibling_busy
-from .state import OV_COLLAPSE, OV_EXCHANGE, OV_FAULT, OV_MIGRATE, OV_SCAN, Counters
+from .state import PMD_NUMA, SCAND_RUN, Counters
 
 i32 = jnp.int32
 f32 = jnp.float32
@@ -39,84 +39,231 @@ def _overhead(c: Counters, ov) -> Counters:
     return replace(c, overhead_us=us, overhead_rem_ns=rem)
 
 
+# ------------------------------------------------------------------------------------------------
+# The phases, each a pure per-configuration function. A phase whose predicate is false for a
+# configuration is exactly the identity for it; the batched driver relies on this to skip a
+# phase that no configuration of the batch needs in a tick, so a configuration's results never
+# depend on its batch (tests check it).
+# ------------------------------------------------------------------------------------------------
+def _phase_fns(static):
+    """The phase functions of one static configuration (closures over its shapes)."""
+    def _autonuma_on(params):
+        return (params.policy == POLICY_AUTONUMA24) & (params.knobs.autonuma.enabled == 1)
+
+
+    def _draws(state, params):
+        d = params.derived
+        draws = tick_draws(params.seed, state.tick, state.tasks.speed_pm, d.speed_a, d.speed_b, d.phase_jitter_ns)
+        state = replace(state, tasks=replace(state.tasks, speed_pm=draws.speed_pm))
+        return lifecycle.exit_mms(state, params, static), draws
+
+
+    def _start_needed(state, params):
+        t = state.tasks
+        sa = params.workload.start_after
+        parent = jnp.where(sa >= 0, t.phase[jnp.maximum(sa, 0)] >= 2, True)
+        return jnp.any((t.phase == 0) & parent)
+
+
+    def _start(state, params):
+        return lifecycle.start_one_task(state, params, static, _autonuma_on(params)), None
+
+
+    def _noise_needed(state, params, draws):
+        return (draws.noise[0] < params.derived.noise_threshold) & jnp.any(runnable(state.tasks))
+
+
+    def _noise(state, params, draws):
+        tasks, moved = fair.noise_move(state.tasks, draws, params, static, _autonuma_on(params))
+        return replace(state, tasks=tasks), moved
+
+
+    def _lb_needed(state, params):
+        return jnp.max(nr_running(state.tasks, static.n_cpus)) >= 2
+
+
+    def _lb(state, params):
+        tasks, pulled = fair.load_balance(state.tasks, params, static, _autonuma_on(params),
+                                          params.knobs.autonuma.scheduler.load_balance_strict)
+        return replace(state, tasks=tasks), pulled
+
+
+    def _balance_needed(state, params):
+        return jnp.any(state.tick >= state.sched.next_balance)
+
+
+    def _balance(state, params):
+        tasks, sched, n_exch, moved = numa.sched_autonuma_balance(state, params, static,
+                                                                  params.policy == POLICY_AUTONUMA24,
+                                                                  params.knobs.autonuma.enabled)
+        return replace(state, tasks=tasks, sched=sched), (n_exch, moved)
+
+
+    def _stream(state, params, draws):
+        mp = params.machine
+        tasks = state.tasks
+        run = runnable(tasks)
+        nr = nr_running(tasks, static.n_cpus)
+        cpu = jnp.maximum(tasks.cpu, 0)
+        share = jnp.where(run, static.tick_ns // jnp.maximum(nr[cpu], 1), 0)
+        pay = jnp.minimum(tasks.debt_ns, share)
+        budget = share - pay
+        sib = sibling_busy(nr, mp.cpu_core, static.n_cpus)[cpu]
+        sib_slow = jnp.where(sib, mp.smt_slow, f32(1.0))
+        tasks = replace(tasks, debt_ns=tasks.debt_ns - pay, exec_us=tasks.exec_us + share // 1000)
+        st = stream(tasks, state.pages, params, static, draws, budget, run, sib_slow, _autonuma_on(params))
+        return replace(state, tasks=tasks), st
+
+
+    def _access_needed(state, params, st):
+        u = jnp.minimum(st.unit, static.n_units - 1)
+        absent = state.pages.node[u] < 0
+        if static.pte_faults:
+            armed = state.pages.pte_numa[u] != 0
+        else:
+            armed = (state.pages.pmd_flags[u // static.units_per_pmd] & PMD_NUMA) != 0
+        return jnp.any(st.touched & (absent | armed))
+
+
+    def _access(state, params, st):
+        state, wake, stats = memory.access(state, params, static, st, _autonuma_on(params))
+        return state, (wake, stats)
+
+
+    def _scand_needed(state, params):
+        sc = state.scand
+        return _autonuma_on(params) & ((sc.phase == SCAND_RUN) | (state.tick >= sc.wake_tick))
+
+
+    def _scand(state, params):
+        state, flush, scan_ns = autonuma.knuma_scand(state, params, static, _autonuma_on(params))
+        return state, (flush, scan_ns)
+
+
+    def _migrated_needed(state, params, wake):
+        mg = state.migrated
+        return jnp.any((mg.waiting & wake & (mg.nr_migrate_pages > 0)) | (~mg.waiting & (state.tick >= mg.wake_tick)))
+
+
+    def _migrated(state, params, wake):
+        state, moved, cost = migrate.knuma_migrated(state, params, static, wake)
+        return state, (moved, cost)
+
+
+    def _khugepaged_needed(state, params):
+        return (params.derived.thp == 1) & (state.tick >= state.khugepaged.wake_tick)
+
+
+    def _khugepaged(state, params):
+        state, cost = khugepaged.khugepaged(state, params, static)
+        return state, cost
+
+
+    def _advance(state, params, st, ast, moved):
+        """Threads move forward; the faults' and first touches' costs become their debt."""
+        mp = params.machine
+        exch_ns = jnp.where(moved, params.knobs.costs.exchange_ns, 0)
+        cpu_node = mp.cpu_node[jnp.maximum(state.tasks.cpu, 0)]
+        node_entry = state.pages.node[jnp.minimum(st.unit, static.n_units - 1)].astype(i32)
+        local_kib = jnp.sum(jnp.where(st.valid & (node_entry == cpu_node[:, None]), st.kib, 0))
+        total_kib = jnp.sum(jnp.where(st.valid, st.kib, 0))
+        tasks = lifecycle.advance(state.tasks, params, st, state.tick + 1)
+        tasks = replace(tasks, debt_ns=tasks.debt_ns + ast["fault_ns"] + ast["alloc_ns"] + exch_ns)
+        inc = dict(local_kib=local_kib, total_kib=total_kib, hinting_faults=ast["hinting_faults"],
+                   fault_pages=ast["fault_pages"], pages_queued=ast["pages_queued"], queue_overflows=ast["overflows"],
+                   capped_ticks=jnp.sum(st.capped.astype(i32)), oom_pages=ast["oom"],
+                   fault_ns=jnp.sum(ast["fault_ns"]), exch_ns=jnp.sum(exch_ns), alloc_ns=jnp.sum(ast["alloc_ns"]))
+        return replace(state, tasks=tasks), inc
+
+
+    def _account(state, params, inc, scan_ns, mig_ns, coll_ns, moved_pages, n_exch, noise, pulled):
+        """Daemons steal CPU time from the threads running where they run; counters."""
+        N = static.n_nodes
+        mp = params.machine
+        tasks = state.tasks
+        run = runnable(tasks)
+        tnode = mp.cpu_node[jnp.maximum(tasks.cpu, 0)]
+        per_node_run = jax.ops.segment_sum(run.astype(i32), jnp.where(run, tnode, N), num_segments=N + 1)[:N]
+        share_node = jnp.where(run, mig_ns[tnode] // jnp.maximum(per_node_run[tnode], 1), 0)  # knuma_migrated<N>
+        n_run = jnp.sum(run.astype(i32))
+        glob_ns = scan_ns + coll_ns  # unbound kernel threads
+        share_glob = jnp.where(run, glob_ns // jnp.maximum(n_run, 1), 0)
+        tasks = replace(tasks, debt_ns=tasks.debt_ns + share_node + share_glob)
+        ov = jnp.stack([scan_ns, inc["fault_ns"], jnp.sum(mig_ns), inc["exch_ns"], coll_ns]).astype(i32)
+        counts = dict(local_kib=inc["local_kib"], total_kib=inc["total_kib"], hinting_faults=inc["hinting_faults"],
+                      fault_pages=inc["fault_pages"], pages_queued=inc["pages_queued"],
+                      pages_migrated=jnp.sum(moved_pages), exchanges=n_exch, noise_moves=noise.astype(i32),
+                      lb_moves=pulled.astype(i32), queue_overflows=inc["queue_overflows"],
+                      capped_ticks=inc["capped_ticks"], oom_pages=inc["oom_pages"],
+                      first_touch_us=inc["alloc_ns"] // 1000)
+        acc = _overhead(_count(state.acc, **counts), ov)
+        tot = _overhead(_count(state.tot, **counts), ov)
+        return replace(state, tasks=tasks, acc=acc, tot=tot, tick=state.tick + 1), None
+
+
+    return locals()
+
+
+def _drive(state, params, static, batched: bool):
+    """Run the phases in order; ``batched`` vmaps each phase and skips the unneeded ones."""
+    return _phases(state, params, static, batched)
+
+
+def _phases(state, params, static, batched):
+    if batched:
+        def always(fn, *args):
+            return jax.vmap(fn)(*args)
+
+        def gated(pred, fn, *args):
+            need = jnp.any(jax.vmap(pred)(*args))
+            out_shape = jax.eval_shape(jax.vmap(fn), *args)[1]
+            zeros = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), out_shape)
+            return jax.lax.cond(need, lambda a: jax.vmap(fn)(*a), lambda a: (a[0], zeros), args)
+    else:
+        def always(fn, *args):
+            return fn(*args)
+
+        def gated(pred, fn, *args):
+            return fn(*args)
+
+    f = _phase_fns(static)
+    _draws, _start_needed, _start = f["_draws"], f["_start_needed"], f["_start"]
+    _noise_needed, _noise, _lb_needed, _lb = f["_noise_needed"], f["_noise"], f["_lb_needed"], f["_lb"]
+    _balance_needed, _balance, _stream = f["_balance_needed"], f["_balance"], f["_stream"]
+    _access_needed, _access, _advance = f["_access_needed"], f["_access"], f["_advance"]
+    _scand_needed, _scand, _migrated_needed, _migrated = (f["_scand_needed"], f["_scand"], f["_migrated_needed"],
+                                                          f["_migrated"])
+    _khugepaged_needed, _khugepaged, _account = f["_khugepaged_needed"], f["_khugepaged"], f["_account"]
+    # 1. lifecycle
+    state, draws = always(_draws, state, params)
+    state, _ = gated(_start_needed, _start, state, params)
+    # 2. CFS
+    state, noise = gated(_noise_needed, _noise, state, params, draws)
+    state, pulled = gated(_lb_needed, _lb, state, params)
+    # 3. sched_autonuma_balance
+    state, (n_exch, moved) = gated(_balance_needed, _balance, state, params)
+    # 4. accesses
+    state, st = always(_stream, state, params, draws)
+    state, (wake, ast) = gated(_access_needed, _access, state, params, st)
+    state, acc_inc = always(_advance, state, params, st, ast, moved)
+    # 5. knuma_scand
+    state, (flush, scan_ns) = gated(_scand_needed, _scand, state, params)
+    # 6. knuma_migrated
+    wake_all = always(lambda s, w, f: (s, w | (f & (s.migrated.nr_migrate_pages > 0))), state, wake, flush)[1]
+    state, (moved_pages, mig_ns) = gated(_migrated_needed, _migrated, state, params, wake_all)
+    # 7. khugepaged
+    state, coll_ns = gated(_khugepaged_needed, _khugepaged, state, params)
+    # 8. accounting
+    state, _ = always(_account, state, params, acc_inc, scan_ns, mig_ns, coll_ns, moved_pages, n_exch, noise, pulled)
+    return state
+
+
 def step(state, params, static):
     """Advance one configuration by one tick. Pure; ``vmap`` it over configurations."""
-    mp, kn = params.machine, params.knobs
-    T, C, N = static.n_tasks, static.n_cpus, static.n_nodes
-    policy_autonuma = params.policy == POLICY_AUTONUMA24
-    enabled = kn.autonuma.enabled
-    autonuma_on = policy_autonuma & (enabled == 1)
-    d = params.derived
-    draws = tick_draws(params.seed, state.tick, state.tasks.speed_pm, d.speed_a, d.speed_b, d.phase_jitter_ns)
-    state = replace(state, tasks=replace(state.tasks, speed_pm=draws.speed_pm))
+    return _drive(state, params, static, batched=False)
 
-    # 1. lifecycle ---------------------------------------------------------------------------
-    state = lifecycle.exit_mms(state, params, static)
-    state = lifecycle.start_one_task(state, params, static, autonuma_on)
 
-    # 2. CFS -----------------------------------------------------------------------------------
-    tasks, noise = fair.noise_move(state.tasks, draws, params, static, autonuma_on)
-    tasks, pulled = fair.load_balance(tasks, params, static, autonuma_on, kn.autonuma.scheduler.load_balance_strict)
-    state = replace(state, tasks=tasks)
-
-    # 3. sched_autonuma_balance ------------------------------------------------------------------
-    tasks, sched, n_exch, moved = numa.sched_autonuma_balance(state, params, static, policy_autonuma, enabled)
-    exch_ns = jnp.where(moved, kn.costs.exchange_ns, 0)
-    state = replace(state, tasks=tasks, sched=sched)
-
-    # 4. accesses ----------------------------------------------------------------------------------
-    tasks = state.tasks
-    run = runnable(tasks)
-    nr = nr_running(tasks, C)
-    cpu = jnp.maximum(tasks.cpu, 0)
-    share = jnp.where(run, static.tick_ns // jnp.maximum(nr[cpu], 1), 0)
-    debt = tasks.debt_ns + exch_ns
-    pay = jnp.minimum(debt, share)
-    budget = share - pay
-    debt = debt - pay
-    sib = sibling_busy(nr, mp.cpu_core, C)[cpu]
-    sib_slow = jnp.where(sib, mp.smt_slow, f32(1.0))
-    tasks = replace(tasks, debt_ns=debt, exec_us=tasks.exec_us + share // 1000)
-    state = replace(state, tasks=tasks)
-    st = stream(tasks, state.pages, params, static, draws, budget, run, sib_slow, autonuma_on)
-    state, node_entry, wake, ast = memory.access(state, params, static, st, autonuma_on)
-    cpu_node = mp.cpu_node[cpu]
-    local_kib = jnp.sum(jnp.where(st.valid & (node_entry == cpu_node[:, None]), st.kib, 0))
-    total_kib = jnp.sum(jnp.where(st.valid, st.kib, 0))
-    tasks = lifecycle.advance(state.tasks, params, st, state.tick + 1)
-    tasks = replace(tasks, debt_ns=tasks.debt_ns + ast["fault_ns"] + ast["alloc_ns"])
-    state = replace(state, tasks=tasks)
-
-    # 5. knuma_scand ---------------------------------------------------------------------------------
-    state, flush, scan_ns = autonuma.knuma_scand(state, params, static, autonuma_on)
-
-    # 6. knuma_migrated (runs whenever queues exist, even with enabled=0, spec §5.3) --------------------
-    wake_all = wake | (flush & (state.migrated.nr_migrate_pages > 0))
-    state, moved_pages, mig_ns = migrate.knuma_migrated(state, params, static, wake_all)
-
-    # 7. khugepaged ----------------------------------------------------------------------------------------
-    state, coll_ns = khugepaged.khugepaged(state, params, static)
-
-    # 8. accounting: daemons steal CPU time from the threads running where they run ------------------------
-    tasks = state.tasks
-    run = runnable(tasks)
-    tnode = mp.cpu_node[jnp.maximum(tasks.cpu, 0)]
-    per_node_run = jax.ops.segment_sum(run.astype(i32), jnp.where(run, tnode, N), num_segments=N + 1)[:N]
-    node_ns = mig_ns  # knuma_migrated<N> is bound to node N
-    share_node = jnp.where(run, node_ns[tnode] // jnp.maximum(per_node_run[tnode], 1), 0)
-    n_run = jnp.sum(run.astype(i32))
-    glob_ns = scan_ns + coll_ns  # unbound kernel threads
-    share_glob = jnp.where(run, glob_ns // jnp.maximum(n_run, 1), 0)
-    tasks = replace(tasks, debt_ns=tasks.debt_ns + share_node + share_glob)
-    state = replace(state, tasks=tasks)
-
-    ov = jnp.stack([scan_ns, jnp.sum(ast["fault_ns"]), jnp.sum(mig_ns), jnp.sum(exch_ns), coll_ns]).astype(i32)
-    capped = jnp.sum(st.capped.astype(i32))
-    inc = dict(local_kib=local_kib, total_kib=total_kib, hinting_faults=ast["hinting_faults"],
-               fault_pages=ast["fault_pages"], pages_queued=ast["pages_queued"], pages_migrated=jnp.sum(moved_pages),
-               exchanges=n_exch, noise_moves=noise.astype(i32), lb_moves=pulled.astype(i32),
-               queue_overflows=ast["overflows"], capped_ticks=capped, oom_pages=ast["oom"])
-    first_touch_us = jnp.sum(ast["alloc_ns"]) // 1000
-    acc = _overhead(_count(state.acc, first_touch_us=first_touch_us, **inc), ov)
-    tot = _overhead(_count(state.tot, first_touch_us=first_touch_us, **inc), ov)
-    return replace(state, acc=acc, tot=tot, tick=state.tick + 1)
+def step_batch(state, params, static):
+    """Advance a batch of configurations (leading axis) by one tick, skipping the phases that no
+    configuration of the batch needs this tick. Same per-configuration results as ``vmap(step)``."""
+    return _drive(state, params, static, batched=True)

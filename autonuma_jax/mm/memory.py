@@ -24,7 +24,7 @@ BIG = jnp.iinfo(jnp.int32).max
 def access(state, params, static, st, autonuma_on):
     """Allocation on first touch and NUMA hinting faults for stream ``st``.
 
-    Returns (state, node_of_entry[T, A], wake[N], per-task cost ns [T], stats dict).
+    Returns (state, wake[N], stats dict with per-task costs in ns).
     """
     pages, tasks, mms = state.pages, state.tasks, state.mms
     mp, wp, costs = params.machine, params.workload, params.knobs.costs
@@ -129,8 +129,7 @@ def access(state, params, static, st, autonuma_on):
     ev_cost = jnp.where(ev_valid, costs.hinting_fault_ns + pages_handled * costs.hinting_fault_per_page_ns, 0)
     fault_ns = jax.ops.segment_sum(ev_cost, jnp.minimum(ev_task, T), num_segments=T + 1)[:T]
 
-    node_entry = state.pages.node[jnp.minimum(st.unit, U - 1)].astype(i32)
     stats = dict(hinting_faults=n_events, fault_pages=fstats["fault_pages"], pages_queued=fstats["pages_queued"],
                  overflows=fstats["overflows"], oom=jnp.sum(jnp.where(oom, w, 0)), alloc_ns=alloc_ns,
                  fault_ns=fault_ns)
-    return state, node_entry, wake, stats
+    return state, wake, stats
