@@ -112,7 +112,7 @@ def stream(tasks, pages, params, static, draws, budget, running, sib_slow, auton
     ns_j = jnp.take_along_axis(ns, j[:, None], axis=1)[:, 0]
     part = floor_i32((budget - s_j).astype(f32) / ns_j.astype(f32) * f32(65536.0))
     frac = jnp.where(pj, jnp.where(n_done == 0, tasks.frac + part, part), 0)
-    frac = jnp.clip(frac, 0, 65535)
+    frac = jnp.where(active, jnp.clip(frac, 0, 65535), tasks.frac)  # a thread that did not run keeps its place
     capped = active & (n_done == A) & (e[:, A - 1] < budget) & jnp.all(valid, axis=1)
     tau = s + draws.phase_ns[:, None]
     return Stream(unit=unit, valid=valid, touched=touched, est_node=est, order=order, allowed=allowed, tau=tau,

@@ -146,7 +146,10 @@ def knuma_scand(state, params, static, on):
     alive = has_mm & mms.alive[m]
     start_pmd = wp.mm_start[m] // upp
     len_pmd = (wp.mm_len[m] + upp - 1) // upp
-    skip_vma = alive & (wp.mm_vma_bind[m] != 0)
+    # A VMA is skipped for 1 progress when it has an explicit policy, or no anon_vma yet (the
+    # process never touched its memory); each process here has one anonymous VMA (spec §3.3).
+    untouched = jnp.sum(mms.node_pages[m]) == 0
+    skip_vma = alive & ((wp.mm_vma_bind[m] != 0) | untouched)
 
     # ---- walk up to W pmds of this mm ----------------------------------------------------------
     jj = jnp.arange(W, dtype=i32)

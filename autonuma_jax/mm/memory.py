@@ -96,6 +96,8 @@ def access(state, params, static, st, autonuma_on):
     ev_valid = ev_task < T
     n_events = jnp.sum(ev_valid.astype(i32))
 
+    flags_before = pages.pmd_flags[jnp.minimum(ev_key if upf > 1 else ev_key // static.units_per_pmd,
+                                               static.n_pmds - 1)]
     # disarm: the pmd (all its ptes) or the pte
     if static.pte_faults:
         pte_numa = pages.pte_numa.at[jnp.where(ev_valid, ev_key, U)].set(jnp.uint8(0), mode="drop")
@@ -122,8 +124,9 @@ def access(state, params, static, st, autonuma_on):
 
     # ---- costs of the faults, charged to the faulting threads -----------------------------------
     if static.unit_pages == 512:
-        per_event_pages = jnp.where(params.derived.thp == 1, 1, 512)  # THP: one call of weight 512
-        pages_handled = jnp.where(ev_valid, per_event_pages, 0)
+        # a THP fault is one call of weight 512; a page-table pmd (or a split THP) walks 512 ptes
+        ev_thp = (flags_before & PMD_THP) != 0
+        pages_handled = jnp.where(ev_valid, jnp.where(ev_thp, 1, 512), 0)
     else:
         pages_handled = jnp.sum(x_valid.reshape(-1, upf).astype(i32), axis=1)
     ev_cost = jnp.where(ev_valid, costs.hinting_fault_ns + pages_handled * costs.hinting_fault_per_page_ns, 0)

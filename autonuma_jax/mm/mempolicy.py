@@ -5,10 +5,14 @@ Order of preference for a new page touched by task t on a CPU of node c:
 2. under AutoNUMA, ``task_selected_nid`` when set (its zonelist, even while t runs elsewhere);
 3. otherwise the local node's zonelist (first touch).
 A node is used while its free pages stay above the low watermark; then the zonelist falls back to
-the next node by distance; a second round ignores the watermark (the kernel's min-watermark
+the next node by distance; a second pass ignores the watermark (the kernel's min-watermark
 retry); an allocation that still finds no room over-commits its first choice and is counted.
-Allocations of one tick are served in page order [I]; this only matters when a node fills up in
-the middle of a tick.
+
+The first touches of one tick are served together, in rounds [I]: in round r every request still
+unserved tries its r-th allowed node, and the requests for one node are granted in page order
+while the node stays above the reserve; all N rounds run with the low watermark as reserve, then
+all N again with none. This differs from serving the requests one by one only when a node fills up
+in the middle of a tick.
 """
 from __future__ import annotations
 
