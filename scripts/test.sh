@@ -5,4 +5,18 @@ cd "$(dirname "$0")/.."
 bash scripts/setup_venv.sh cli,test
 export JAX_PLATFORMS=cpu
 export WANDB_MODE=offline
+# A real one-node SLURM cluster for the tests marked `slurm` (AUTONUMA_SLURM=0: skip them). When it
+# cannot be installed or started (not root, no apt, ports taken) those tests are skipped with the
+# reason. If this script started it, it is stopped (by recorded pids) on exit, pass or fail.
+if [ "${AUTONUMA_SLURM:-1}" = 1 ]; then
+  if ! bash scripts/slurm_cluster.sh status >/dev/null 2>&1; then
+    trap 'bash scripts/slurm_cluster.sh stop' EXIT
+  fi
+  if bash scripts/slurm_cluster.sh install && bash scripts/slurm_cluster.sh start; then
+    export AUTONUMA_SLURM=1
+  else
+    echo "test.sh: no SLURM cluster: the tests marked slurm will be skipped" >&2
+    export AUTONUMA_SLURM=0
+  fi
+fi
 .venv/bin/python -m pytest -q "$@"
