@@ -238,7 +238,7 @@ def convergence_plot(results, series, path, max_groups: int = 12, title: str | N
             x = agg.index.to_numpy(float)
             s = scale or 1.0
             ax.plot(x, agg["mean"] * s, color=cmap(gi % cmap.N), label=g, lw=1.3)
-            if sub["config_index"].nunique() > 1 or sub.get("job_dir", sub["config_index"]).nunique() > 1:
+            if len(sub[key].drop_duplicates()) > 1:  # several seeds (or jobs) in this combination
                 ax.fill_between(x, agg["min"] * s, agg["max"] * s, color=cmap(gi % cmap.N), alpha=0.18, lw=0)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
@@ -248,9 +248,11 @@ def convergence_plot(results, series, path, max_groups: int = 12, title: str | N
         ax.set_xlabel("simulated time [s]")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     extra = f" (first {max_groups} of {len(groups)})" if len(groups) > max_groups else ""
-    fig.legend(handles, labels, loc="lower center", ncol=min(4, max(1, len(labels))), fontsize=7)
+    longest = max([len(lb) for lb in labels] or [1])
+    ncol = max(1, min(4, len(labels), 130 // longest))
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=7)
     fig.suptitle(title or f"convergence: mean over seeds, band = min..max{extra}")
-    fig.tight_layout(rect=(0, 0.04 + 0.025 * math.ceil(len(labels) / 4), 1, 0.97))
+    fig.tight_layout(rect=(0, 0.02 + 0.025 * math.ceil(len(labels) / ncol), 1, 0.97))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import hydra
@@ -30,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..errors import ConfigError
 from . import schema
 from .results import ResultsExistError
+from .wandb_log import WandbWarning
 
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 log = logging.getLogger("autonuma_jax.cli")
@@ -70,6 +72,7 @@ def wandb_names(cfg: DictConfig, ctx: dict) -> tuple[str, str]:
 
 
 def run(cfg: DictConfig) -> dict:
+    warnings.simplefilter("ignore", WandbWarning)  # already in the job's log
     ctx = job_context()
     container = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     resolved = OmegaConf.to_yaml(cfg, resolve=True)

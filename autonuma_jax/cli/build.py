@@ -296,10 +296,6 @@ def _fmt(params: dict) -> str:
 # ------------------------------------------------------------------------------------------
 # descriptions of a configuration (result columns)
 
-def machine_of(rc: RunConfig) -> Machine:
-    return rc.resolved_machine()
-
-
 def describe(run: Run) -> dict:
     """Identity columns of one configuration: names, sim settings and every knob (flattened)."""
     rc = run.config

@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 
@@ -80,7 +81,8 @@ def enable_compilation_cache(path: str | None) -> None:
         log.warning(f"compilation cache at {path} not enabled: {e}")
 
 
-def simulate_runs(runs: list[Run], sim: dict, progress_cfg: dict | None = None):
+def simulate_runs(runs: list[Run], sim: dict, progress_cfg: dict | None = None, checkpoint_dir: str | None = None,
+                  checkpoint_every: int = 0):
     """Simulate every configuration, one compiled batch per shape; returns (results, n_batches, compiles)."""
     from ..simulate import Bucket, compiled_chunk
 
@@ -104,8 +106,15 @@ def simulate_runs(runs: list[Run], sim: dict, progress_cfg: dict | None = None):
                  f"{bucket.static.n_tasks} threads, {bucket.static.n_units} page units")
         prog.new_batch()
         before = prog.done
+        kw = {}
+        if checkpoint_dir and checkpoint_every > 0:
+            path = os.path.join(checkpoint_dir, f"batch{bi}.npz")
+            if os.path.exists(path):
+                log.info(f"resuming batch {bi + 1} from {path}")
+            os.makedirs(checkpoint_dir, exist_ok=True)
+            kw = {"checkpoint": path, "checkpoint_every": checkpoint_every}
         res = bucket.run(reports_per_chunk=rpc, stop_when_done=bool(sim.get("stop_when_done", True)),
-                         on_chunk=prog.update)
+                         on_chunk=prog.update, **kw)
         prog.skip(n_chunks[bi] - (prog.done - before))
         for i, r in zip(idx, res):
             out[i] = r
@@ -127,15 +136,20 @@ def run_job(cfg: dict, out_dir: str, job: dict | None = None, resolved_yaml: str
     enable_compilation_cache(sim.get("compilation_cache_dir"))
     info.n_configs = len(runs)
     log.info(f"{len(runs)} configuration(s) -> {out_dir}")
-    results, info.n_batches, info.compiles = simulate_runs(runs, sim, cfg.get("progress"))
+    ckpt_dir = os.path.join(out_dir, "checkpoints")
+    ckpt_every = int(rcfg.get("checkpoint_every", 0) or 0)
+    results, info.n_batches, info.compiles = simulate_runs(runs, sim, cfg.get("progress"), ckpt_dir, ckpt_every)
     job = dict(job or {})
     res_df = R.results_frame(runs, results, job)
     ts_df = R.timeseries_frame(runs, results) if rcfg.get("timeseries", True) or rcfg.get("plots", True) else None
-    info.files.append(R.write_atomic(res_df, os.path.join(out_dir, R.RESULTS), overwrite))
+    # results.parquet last: its presence means the job's files are complete
     if rcfg.get("timeseries", True) and ts_df is not None:
         info.files.append(R.write_atomic(ts_df, os.path.join(out_dir, R.TIMESERIES), True))
     if resolved_yaml is not None:
         info.files.append(R.write_text_atomic(resolved_yaml, os.path.join(out_dir, "resolved_config.yaml")))
+    info.files.append(R.write_atomic(res_df, os.path.join(out_dir, R.RESULTS), overwrite))
+    if ckpt_every > 0 and os.path.isdir(ckpt_dir):
+        shutil.rmtree(ckpt_dir, ignore_errors=True)  # the results are safe: the checkpoints are spent
     _print_table(res_df)
     from ..report import metric_columns
     metrics = metric_columns(res_df)

@@ -40,6 +40,7 @@ class Progress:
         self.steady_s = 0.0
         self._t_last = self.t0
         self._first_in_batch = True
+        self._emitted_done = -1
 
     def new_batch(self):
         self._first_in_batch = True
@@ -85,8 +86,11 @@ class Progress:
             self.stream.flush()
         elif self.mode == "lines":
             now = time.time()
+            if final and self._emitted_done == self.done:
+                return  # the last chunk's line already said it
             if final or now - self.last_line >= self.interval_s:
                 self.last_line = now
+                self._emitted_done = self.done
                 msg = (f"progress: {100 * frac:5.1f}% ({self.done}/{self.total} chunks, {self.n_configs} "
                        f"configurations){extra}, {_fmt_s(elapsed)} elapsed, ETA {_fmt_s(self.eta())}")
                 if self.log is not None:

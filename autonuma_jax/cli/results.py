@@ -113,7 +113,8 @@ def write_atomic(df: pd.DataFrame, path: str, overwrite: bool) -> str:
             try:
                 os.link(tmp, path)
             except FileExistsError:
-                raise ResultsExistError(f"{path} exists: refusing to overwrite it (pass results.overwrite=true)")
+                raise ResultsExistError(f"{path} exists: refusing to overwrite it "
+                                        f"(pass results.overwrite=true)") from None
             except OSError:  # filesystems without hard links
                 if os.path.exists(path):
                     raise ResultsExistError(f"{path} exists: refusing to overwrite it") from None

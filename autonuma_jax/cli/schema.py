@@ -157,6 +157,10 @@ class ResultsConf:
     plots: bool = True  # write plots/ into the job folder
     max_nmstat_plots: int = 4
     overwrite: bool = False  # refuse to replace an existing results.parquet unless true
+    # Save each batch's state to <job folder>/checkpoints/ every N chunks (0: never). A job that is
+    # requeued (SLURM timeout / preemption with hydra.launcher.max_num_timeout > 0) or re-run into
+    # the same folder resumes from it; the checkpoints are deleted once results.parquet is written.
+    checkpoint_every: int = 0
 
 
 class ProgressMode(enum.Enum):

@@ -16,7 +16,6 @@ too the job goes on without wandb; results.parquet is written before wandb is to
 from __future__ import annotations
 
 import logging
-import math
 import os
 import warnings
 
@@ -28,9 +27,13 @@ CURVE_PREFIXES = ("local_fraction", "local_fraction_std", "local_fraction_min", 
                   "migrated_mib", "exchanges", "progress", "all")
 
 
+class WandbWarning(RuntimeWarning):
+    """wandb could not log (the job goes on). The CLI shows it once, through its log."""
+
+
 def _warn(msg: str):
     log.warning(msg)
-    warnings.warn(msg, RuntimeWarning, stacklevel=3)
+    warnings.warn(msg, WandbWarning, stacklevel=3)
 
 
 def _key(label: str) -> str:
@@ -139,7 +142,7 @@ def log_job(lcfg: dict, out_dir: str, group: str | None, name: str | None, confi
         if mode == "online" and lcfg.get("fallback_offline", True):
             try:
                 run = _init(wandb, lcfg, "offline", out_dir, group, name, config)
-                _warn(f"logging this job offline instead (wandb sync {out_dir}/wandb/offline-run-* later)")
+                log.warning(f"logging this job offline instead (wandb sync {out_dir}/wandb/offline-run-* later)")
             except Exception as e2:  # noqa: BLE001
                 _warn(f"offline wandb.init failed too: {type(e2).__name__}: {e2}; going on without wandb")
                 _finish_quietly(wandb)
@@ -174,8 +177,3 @@ def _finish_quietly(wandb):
     except Exception:  # noqa: BLE001
         pass
 
-
-def clean_value(v):
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    return v
