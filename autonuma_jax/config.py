@@ -155,6 +155,20 @@ def _check_fits(machine: Machine, wl: Workload, unit_pages: int) -> None:
     require(wl.n_tasks <= 4096, f"workload[{wl.name}].threads", wl.n_tasks, "<= 4096 threads")
 
 
+def units_limit(machine: Machine, tick_ns: int, unit_pages: int) -> int:
+    """Most page units one thread of this machine can begin in a tick: alone on a core, local
+    memory, at the top of the speed clamp (1/0.6 of nominal), plus the unit in progress."""
+    max_bytes = machine.thread_bw_gbs * tick_ns / 0.6  # GB/s == bytes/ns
+    return math.ceil(max_bytes / (unit_pages * PAGE_SIZE)) + 2
+
+
+def migrate_limit(knobs: Knobs, unit_pages: int) -> int:
+    """Queue entries knuma_migrated looks at per source list in one batch: the batch in units plus
+    room for dead entries (cancelled queueings) in front of it."""
+    mig_units = -(-knobs.autonuma.knuma_migrated.pages_to_migrate // unit_pages)
+    return mig_units + max(64, mig_units // 8)
+
+
 def build_static(cfgs: Sequence[RunConfig]) -> Static:
     """The shapes a batch of (already validated) configurations needs; they must agree."""
     first = cfgs[0]
@@ -167,13 +181,10 @@ def build_static(cfgs: Sequence[RunConfig]) -> Static:
     pte_faults = unit_pages == UNIT_4K and first.knobs.autonuma.knuma_scand.pmd == 0
     unit_bytes = unit_pages * PAGE_SIZE
     # A thread alone on a core at local speed, 1/0.6 faster at the top of the jitter clamp.
-    max_bytes = max(c.resolved_machine().thread_bw_gbs for c in cfgs) * 1e9 * sim.tick_ns * 1e-9 / 0.6
-    units_per_tick = pow2_at_least(math.ceil(max_bytes / unit_bytes) + 2, 4)
+    units_per_tick = pow2_at_least(max(units_limit(c.resolved_machine(), sim.tick_ns, unit_pages) for c in cfgs), 4)
     max_scan = max(c.knobs.autonuma.knuma_scand.pages_to_scan for c in cfgs)
     scan_pmds = pow2_at_least(-(-max_scan // 512) + 1, 64)
-    max_mig = max(c.knobs.autonuma.knuma_migrated.pages_to_migrate for c in cfgs)
-    mig_units = -(-max_mig // unit_pages)
-    migrate_window = pow2_at_least(mig_units + max(64, mig_units // 8), 64)
+    migrate_window = pow2_at_least(max(migrate_limit(c.knobs, unit_pages) for c in cfgs), 64)
     ring_capacity = pow2_at_least(n_units + 64, 64)
     st = Static(
         n_nodes=machine.n_nodes, n_cpus=machine.n_cpus, n_tasks=wl.n_tasks, n_mms=wl.n_mms, n_units=n_units,

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .config import PAGE_UNITS, RunConfig
+from .config import PAGE_UNITS, RunConfig, migrate_limit, units_limit
 from .knobs import Knobs, flatten
 from .machine import PAGE_SIZE
 from .pytree import pytree_dataclass
@@ -67,6 +67,9 @@ class Derived:
     phase_jitter_ns: np.ndarray
     speed_a: np.ndarray  # f32 AR(1) coefficient of the thread speed per tick, exp(-tick / correlation)
     speed_b: np.ndarray  # f32 innovation std per tick, jitter * sqrt(1 - a^2)
+    scan_walk_pmds: np.ndarray  # most pmds knuma_scand walks in one tick (from this config's pages_to_scan)
+    units_limit: np.ndarray  # most units one thread begins in a tick (this config's machine)
+    migrate_limit: np.ndarray  # queue entries knuma_migrated looks at per source list (this config's batch)
     thp: np.ndarray  # THP in effect (2 MiB units and transparent_hugepage.enabled)
     pmd: np.ndarray  # effective knuma_scand/pmd
 
@@ -177,6 +180,9 @@ def build_params(cfg: RunConfig, static: Static) -> Params:
         speed_a=np.asarray(math.exp(-tn * 1e-6 / k.sched.speed_correlation_ms), f32),
         speed_b=np.asarray(k.sched.speed_jitter_permille
                            * math.sqrt(max(0.0, 1 - math.exp(-2 * tn * 1e-6 / k.sched.speed_correlation_ms))), f32),
+        scan_walk_pmds=np.asarray(-(-k.autonuma.knuma_scand.pages_to_scan // 512) + 1, i32),
+        units_limit=np.asarray(units_limit(m, tn, static.unit_pages), i32),
+        migrate_limit=np.asarray(migrate_limit(k, static.unit_pages), i32),
         thp=np.asarray(thp, i32),
         pmd=np.asarray(1 if static.unit_pages == 512 else int(not static.pte_faults), i32),
     )

@@ -70,7 +70,8 @@ def stream(tasks, pages, params, static, draws, budget, running, sib_slow, auton
     pass_k = tasks.passes[:, None] + rel // length[:, None]
     unit = start[:, None] + rel % length[:, None]
     active = running & (budget > 0)
-    valid = active[:, None] & (pass_k < target[:, None])
+    # the array holds A candidates (the batch's capacity); this configuration uses its own limit
+    valid = active[:, None] & (pass_k < target[:, None]) & (k < params.derived.units_limit)
     node = pages.node[unit].astype(i32)
     cpu_node = mp.cpu_node[jnp.maximum(tasks.cpu, 0)]
     tid = jnp.arange(T, dtype=i32)[:, None]
@@ -113,7 +114,9 @@ def stream(tasks, pages, params, static, draws, budget, running, sib_slow, auton
     part = floor_i32((budget - s_j).astype(f32) / ns_j.astype(f32) * f32(65536.0))
     frac = jnp.where(pj, jnp.where(n_done == 0, tasks.frac + part, part), 0)
     frac = jnp.where(active, jnp.clip(frac, 0, 65535), tasks.frac)  # a thread that did not run keeps its place
-    capped = active & (n_done == A) & (e[:, A - 1] < budget) & jnp.all(valid, axis=1)
+    lim = jnp.minimum(params.derived.units_limit, A)
+    capped = active & (n_done == lim) & (jnp.take_along_axis(e, (lim - 1)[None, None].repeat(T, 0), axis=1)[:, 0]
+                                         < budget) & (jnp.sum(valid, axis=1) == lim)
     tau = s + draws.phase_ns[:, None]
     return Stream(unit=unit, valid=valid, touched=touched, est_node=est, order=order, allowed=allowed, tau=tau,
                   kib=kib, n_done=n_done, frac=frac, capped=capped)

@@ -6,7 +6,8 @@
 4. accesses    every running thread streams; first touch allocates; armed pmds/ptes take NUMA
                hinting faults (last_nid filter, queueing: memory follows CPU); threads advance
 5. knuma_scand arms the next chunk / publishes mm statistics / sleeps; end-of-pass flush
-6. knuma_migrated  daemons that are due isolate and migrate a batch
+6. knuma_migrated  daemons that are due isolate and migrate a batch (rings nearly full of dead
+               entries are compacted)
 7. khugepaged  re-collapses split THPs
 8. accounting  kernel CPU time becomes debt of the threads that pay it; counters
 """
@@ -150,6 +151,12 @@ def _phase_fns(static):
         return state, (moved, cost)
 
 
+    def _compact_needed(state, params):
+        return jnp.any(migrate.rings_to_compact(state.migrated, static))
+
+    def _compact(state, params):
+        return migrate.compact_rings(state, params, static), None
+
     def _khugepaged_needed(state, params):
         return (params.derived.thp == 1) & (state.tick >= state.khugepaged.wake_tick)
 
@@ -234,6 +241,7 @@ def _phases(state, params, static, batched):
     _scand_needed, _scand, _migrated_needed, _migrated = (f["_scand_needed"], f["_scand"], f["_migrated_needed"],
                                                           f["_migrated"])
     _khugepaged_needed, _khugepaged, _account = f["_khugepaged_needed"], f["_khugepaged"], f["_account"]
+    _compact_needed, _compact = f["_compact_needed"], f["_compact"]
     # 1. lifecycle
     state, draws = always(_draws, state, params)
     state, _ = gated(_start_needed, _start, state, params)
@@ -251,6 +259,7 @@ def _phases(state, params, static, batched):
     # 6. knuma_migrated
     wake_all = always(lambda s, w, f: (s, w | (f & (s.migrated.nr_migrate_pages > 0))), state, wake, flush)[1]
     state, (moved_pages, mig_ns) = gated(_migrated_needed, _migrated, state, params, wake_all)
+    state, _ = gated(_compact_needed, _compact, state, params)
     # 7. khugepaged
     state, coll_ns = gated(_khugepaged_needed, _khugepaged, state, params)
     # 8. accounting

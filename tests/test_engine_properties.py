@@ -177,11 +177,6 @@ def test_alone_equals_inside_a_batch_and_a_shuffled_batch(alone, batch):
     assert_same_tree(config_state(b1, 0), config_state(bs, ja), "A alone vs A in shuffled batch: final state")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug: knuma_scand walks at most static.scan_pmds_per_tick pmds per tick, and that "
-    "capacity is the max over the batch's pages_to_scan; empty pmds cost no progress, so a call over "
-    "sparse memory spans a number of ticks that depends on the other configurations of the batch "
-    "(mm/autonuma.py knuma_scand, config.build_static)"))
 def test_alone_equals_inside_a_batch_with_larger_capacities(alone):
     """A configuration whose neighbour needs larger capacities (another bucket Static) must still
     give the same results: capacities are array sizes, not behaviour."""
@@ -241,12 +236,6 @@ def test_step_eager_equals_jit(alone):
         assert np.array_equal(getattr(acc, f), rows[f][k]), f
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug: sched_autonuma_balance rewrites sched.pending (= exchanges decided this tick) even "
-    "when no CPU's timer fires, so it is not the identity when its predicate (_balance_needed) is false; "
-    "tick.step_batch skips it for a batch where no configuration fires (stale pending=True stays) but "
-    "runs it when another configuration fires (pending cleared): the state depends on the batch "
-    "(autonuma_jax/tick.py _phases/_balance_needed, sched/numa.py)"))
 def test_skipped_phase_leaves_no_trace_of_the_batch(alone, batch):
     """A's state, with an exchange flag left from its last tick and no balance timer due, steps
     identically alone and inside a batch whose other configuration's balance timer fires."""

@@ -496,11 +496,11 @@ def test_full_destination_stalls_until_room(r4):
     assert S.migrated.nr_migrate_pages[3] == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine deviation: a cancelled queueing leaves a dead entry in the (dst, src) ring and dead "
-    "entries behind a live head that cannot migrate (destination full) are never reclaimed, so after "
-    "~ring_capacity cancel/requeue cycles migrate.push refuses new queueings (queue_overflows), while "
-    "the kernel's lists are unbounded (spec §5.2; mm/migrate.py push / knuma_migrated)"))
+@functools.partial(jax.jit, static_argnums=2)
+def _compact(S, p, static):
+    return migrate.compact_rings(S, p, static)
+
+
 def test_queueing_never_refused_while_destination_is_full(r2):
     """Node 1 is full, so its daemon isolates nothing (spec §5.4: pages stay queued). Meanwhile
     the same few pages are cancelled and queued again, pass after pass. At most 8 pages are ever
@@ -515,6 +515,7 @@ def test_queueing_never_refused_while_destination_is_full(r2):
         S.free_pages[1] = high
         S, moved, _ = _next_batch(r2, S, p, [False, True] if S.migrated.waiting[1] else None)
         assert moved.sum() == 0 and S.pages.migrate_nid[0] == 1
+        S = to_np(_compact(S, p, r2.static))  # the tick's ring maintenance after knuma_migrated
         S, _, st = r2.fault(S, p, [(u, 4, 0) for u in U])  # node 0 faults: cancelled
         S, _, _ = r2.fault(S, p, [(u, 0, 1) for u in U])  # node 1: fails once (last_nid was 0)
         S, _, st = r2.fault(S, p, [(u, 0, 1) for u in U])  # node 1 again: queued again
@@ -693,27 +694,32 @@ def test_scand_untouched_vma_is_skipped_for_one_progress(r2):
     assert S.scand.mm == 1 and S.scand.progress == 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug: knuma_scand walks at most static.scan_pmds_per_tick pmds per tick (a capacity: the "
-    "max over the batch's pages_to_scan); pmds without pages cost no progress, so one knumad_do_scan "
-    "call over sparse memory spans a number of ticks that depends on that capacity, hence on the other "
-    "configurations of the batch (mm/autonuma.py knuma_scand)"))
 def test_scand_walk_does_not_depend_on_capacity():
-    """mm 0 = 128 pmds with only the first and the last present: one call (progress 1 + 1024 <
-    pages_to_scan) walks the whole mm (spec §3.3), whatever the array capacity."""
+    """mm 0 = 128 pmds with only the first and the last present. The spec's call walks the whole mm
+    (progress 1 + 1024 < pages_to_scan, §3.3); the model walks at most ceil(pages_to_scan / 512) + 1
+    pmds per tick, present or not, and goes on next tick [I] - a per-configuration limit, so the
+    array capacity (the batch's largest pages_to_scan) never changes the result."""
     rig = Rig(TINY2, size_mib=256)
     s64 = rig.static
     assert s64.scan_pmds_per_tick == 64 and s64.n_pmds == 256
     s256 = dataclasses.replace(s64, scan_pmds_per_tick=256)
     scan256 = jax.jit(lambda st, p, on: autonuma.knuma_scand(st, p, s256, on))
     p = rig.p({PTS: 16384})
+    assert int(p.derived.scan_walk_pmds) == 33
     S = rig.place(rig.state(p), [0, 127], 0)
     a, _ = rig.scand(S, p)
     b, _, _ = scan256(S, p, jnp.bool_(True))
     b = to_np(b)
-    assert b.scand.mm == 1 and b.mms.mm_numa_fault[0].tolist() == [2 * HP, 0]
-    assert a.scand.mm == 1 and a.mms.mm_numa_fault[0].tolist() == [2 * HP, 0]
+    assert a.scand.mm == 0 and a.scand.addr == 33 and a.scand.call_progress == 1 + HP
     assert jax.tree_util.tree_all(jax.tree_util.tree_map(np.array_equal, a, b))
+    # the call goes on over the next three ticks (33 + 33 + 33 + 29 pmds) and publishes the whole mm
+    for _ in range(2):
+        a = set_tick(a, int(a.tick) + 1)
+        a, _ = rig.scand(a, p)
+    assert a.scand.mm == 0 and a.scand.addr == 99 and a.mms.mm_numa_fault_tot[0] == 0
+    a = set_tick(a, int(a.tick) + 1)
+    a, _ = rig.scand(a, p)
+    assert a.mms.mm_numa_fault[0].tolist() == [2 * HP, 0]
 
 
 # ---- 4 KiB pte mode (pmd=0): armed ptes are free and, with the working set, not counted ----------

@@ -153,7 +153,10 @@ def knuma_scand(state, params, static, on):
 
     # ---- walk up to W pmds of this mm ----------------------------------------------------------
     jj = jnp.arange(W, dtype=i32)
-    in_range = run & alive & ~skip_vma & (addr + jj < len_pmd)
+    # One tick walks at most ceil(pages_to_scan / 512) + 1 pmds (the most one call can find present):
+    # a call across sparse memory (or, in pte mode, across already armed ptes) goes on next tick [I].
+    # The limit is this configuration's own, never the batch's array capacity W.
+    in_range = run & alive & ~skip_vma & (addr + jj < len_pmd) & (jj < d.scan_walk_pmds)
     gp = jnp.minimum(start_pmd + addr + jj, static.n_pmds - 1)
     pmdf = pages.pmd_flags[gp]
     armed = (pmdf & PMD_NUMA) != 0

@@ -55,7 +55,7 @@ def knuma_migrated(state, params, static, wake):
     tail = mg.tail[r]
     j = jnp.arange(W, dtype=i32)
     pos = head[..., None] + j
-    in_q = (pos < tail[..., None]) & pair[..., None]
+    in_q = (pos < tail[..., None]) & pair[..., None] & (j < params.derived.migrate_limit)
     page = mg.ring[r[..., None], pos % cap]
     live = (in_q & (pages.migrate_nid[page].astype(i32) == D[..., None])
             & (pages.node[page].astype(i32) == S[..., None]) & (pages.migrate_seq[page] == pos)
@@ -134,3 +134,33 @@ def push(mg, pages, units, dst, src, want, order_valid, static):
     n_ok = jax.ops.segment_sum(ok.astype(i32), jnp.where(ok, rs, R), num_segments=R + 1)[:R]
     mg = replace(mg, ring=ring, tail=mg.tail + n_ok)
     return mg, ok, seq
+
+
+def rings_to_compact(mg, static):
+    """Rings more than 3/4 full: dead entries are squeezed out before they can refuse a queueing."""
+    return (mg.tail - mg.head) > static.ring_capacity - static.ring_capacity // 4
+
+
+def compact_rings(state, params, static):
+    """Drop the dead entries of the rings that ``rings_to_compact`` flags, keeping the live ones in
+    FIFO order (their ``migrate_seq`` follows). A full ring would otherwise refuse new queueings
+    while a stalled live entry at its head keeps the daemon from discarding what is behind it.
+    The work is proportional to the ring capacity, so it runs only for rings that need it."""
+    mg, pages, mms = state.migrated, state.pages, state.mms
+    N, R, cap, U = static.n_nodes, static.n_rings, static.ring_capacity, static.n_units
+    wp = params.workload
+    need = rings_to_compact(mg, static)  # [R]
+    D = jnp.repeat(jnp.arange(N, dtype=i32), max(1, N - 1))
+    S = jnp.array([s for d in range(N) for s in range(N) if s != d] or [0], dtype=i32)
+    j = jnp.arange(cap, dtype=i32)
+    pos = mg.head[:, None] + j[None, :]
+    in_q = pos < mg.tail[:, None]
+    page = mg.ring[jnp.arange(R)[:, None], pos % cap]
+    live = (in_q & (pages.migrate_nid[page].astype(i32) == D[:, None]) & (pages.node[page].astype(i32) == S[:, None])
+            & (pages.migrate_seq[page] == pos) & mms.alive[unit_mm(page, wp.mm_start)] & need[:, None])
+    li = live.astype(i32)
+    new_pos = mg.head[:, None] + jnp.cumsum(li, axis=1) - li
+    ring = mg.ring.at[jnp.where(live, jnp.arange(R)[:, None], R), new_pos % cap].set(page, mode="drop")
+    seq = pages.migrate_seq.at[jnp.where(live, page, U).ravel()].set(new_pos.ravel(), mode="drop")
+    tail = jnp.where(need, mg.head + jnp.sum(li, axis=1), mg.tail)
+    return replace(state, migrated=replace(mg, ring=ring, tail=tail), pages=replace(pages, migrate_seq=seq))

@@ -101,7 +101,9 @@ def sched_autonuma_balance(state, params, static, policy_autonuma, enabled):
     cpu = cpu.at[jnp.where(accepted, o_acc, T)].set(cpus, mode="drop")
     moved = jnp.zeros(T, bool).at[jnp.where(accepted, p, T)].set(True, mode="drop")
     moved = moved.at[jnp.where(accepted, o_acc, T)].set(True, mode="drop")
-    pending = accepted | partnered
+    # rq->autonuma_balance: set for the CPUs of this tick's exchanges (the stop_one_cpu works run at
+    # once); unchanged in a tick where no balance timer fires, so a skipped phase is a no-op.
+    pending = jnp.where(jnp.any(fire), accepted | partnered, sched.pending)
     tasks = replace(tasks, task_selected_nid=sel, cpu=cpu)
     sched = replace(sched, next_balance=next_balance, pending=pending)
     return tasks, sched, jnp.sum(accepted.astype(i32)), moved
