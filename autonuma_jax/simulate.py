@@ -84,7 +84,7 @@ def run_interval(state, params, static: Static):
 
     state, _ = jax.lax.scan(body, state, None, length=static.report_ticks)
     row = jax.vmap(lambda s, p: snapshot(s, p, static))(state, params)
-    acc = jax.vmap(lambda a: replace(zero_counters(), overhead_rem_ns=a.overhead_rem_ns))(state.acc)
+    acc = jax.vmap(lambda a: replace(zero_counters(), overhead_rem_ns=a.overhead_rem_ns, kib_rem=a.kib_rem))(state.acc)
     return replace(state, acc=acc), row
 
 

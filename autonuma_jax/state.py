@@ -104,8 +104,11 @@ class Khugepaged:
 @pytree_dataclass
 class Counters:
     """Event counters. ``acc`` is reset at each report row; ``tot`` runs over the whole run."""
-    local_kib: jnp.ndarray
+    local_kib: jnp.ndarray  # KiB written to the thread's own node (per interval; 0 in ``tot``)
     total_kib: jnp.ndarray
+    local_mib: jnp.ndarray  # the same in MiB over the whole run (``tot`` only; int32 KiB would wrap)
+    total_mib: jnp.ndarray
+    kib_rem: jnp.ndarray  # [2] KiB not yet counted in local_mib / total_mib
     hinting_faults: jnp.ndarray  # fault events (pmd or pte)
     fault_pages: jnp.ndarray  # 4 KiB pages handled by numa_hinting_fault
     pages_queued: jnp.ndarray
@@ -142,7 +145,7 @@ class State:
 
 def zero_counters() -> Counters:
     z = jnp.zeros((), i32)
-    return Counters(local_kib=z, total_kib=z, hinting_faults=z, fault_pages=z, pages_queued=z, pages_migrated=z,
+    return Counters(local_kib=z, total_kib=z, local_mib=z, total_mib=z, kib_rem=jnp.zeros(2, i32), hinting_faults=z, fault_pages=z, pages_queued=z, pages_migrated=z,
                     exchanges=z, noise_moves=z, lb_moves=z, queue_overflows=z, capped_ticks=z, oom_pages=z,
                     overhead_us=jnp.zeros(N_OVERHEAD, i32), overhead_rem_ns=jnp.zeros(N_OVERHEAD, i32),
                     first_touch_us=z)

@@ -204,7 +204,11 @@ def _phase_fns(static):
                       capped_ticks=inc["capped_ticks"], oom_pages=inc["oom_pages"],
                       first_touch_us=inc["alloc_ns"] // 1000)
         acc = _overhead(_count(state.acc, **counts), ov)
-        tot = _overhead(_count(state.tot, **counts), ov)
+        tot_counts = {k: v for k, v in counts.items() if k not in ("local_kib", "total_kib")}
+        tot = _overhead(_count(state.tot, **tot_counts), ov)
+        kib = state.tot.kib_rem + jnp.stack([inc["local_kib"], inc["total_kib"]])
+        tot = replace(tot, local_mib=tot.local_mib + kib[0] // 1024, total_mib=tot.total_mib + kib[1] // 1024,
+                      kib_rem=kib % 1024)
         return replace(state, tasks=tasks, acc=acc, tot=tot, tick=state.tick + 1), None
 
 

@@ -487,12 +487,16 @@ def test_full_destination_stalls_until_room(r4):
     assert not S.migrated.waiting[3]  # sleeps and retries
     S, moved, newly = _next_batch(r4, S, p)  # still full at the retry
     assert newly == [] and S.migrated.nr_migrate_pages[3] == 7 * HP
-    S.free_pages[3] = high + 1  # room for the first round only (free > high + isolated)
+    S.free_pages[3] = high + 1  # one free page above the watermark: no room for a whole unit
     S, moved, newly = _next_batch(r4, S, p)
-    assert newly == [2, 4, 6]
-    S.free_pages[3] = high + 3 * HP + 1  # rounds 2 and 3 (n before them: 0, then 1536 < free - high)
+    assert newly == [] and moved.sum() == 0
+    # room for exactly one unit: every one of its pages passes free > high + isolated, the next fails
+    S.free_pages[3] = high + HP
     S, moved, newly = _next_batch(r4, S, p)
-    assert newly == [0, 1, 3, 5]
+    assert newly == [2] and moved[3] == HP
+    S.free_pages[3] = high + 6 * HP  # room for the six others (rounds 1 to 3, n < pages_to_migrate)
+    S, moved, newly = _next_batch(r4, S, p)
+    assert sorted(newly) == [0, 1, 3, 4, 5, 6]
     assert S.migrated.nr_migrate_pages[3] == 0
 
 

@@ -10,7 +10,8 @@ cannot link.
 
 The daemon of node D, once woken (its counter crossed ``pages_to_migrate``, or knuma_scand's
 end-of-pass flush), isolates pages round robin, one per source list per round, while the node has
-room above ``high_wmark + pages already isolated`` and until ``pages_to_migrate`` pages are taken;
+room above ``high_wmark + pages already isolated`` (for every page of a 2 MiB unit) and until
+``pages_to_migrate`` pages are taken;
 it then sleeps ``migrate_sleep_millisecs`` (plus the time the copies took) and repeats until its
 queue is empty, when it waits for the next wake-up. A 2 MiB THP unit is split when isolated
 (``PMD_THP`` cleared) and its 512 pages migrate together.
@@ -63,14 +64,21 @@ def knuma_migrated(state, params, static, wake):
     li = live.astype(i32)
     rank = jnp.cumsum(li, axis=-1) - li
     avail = jnp.sum(li, axis=-1)  # [D, S]
-    rho = jnp.arange(1, W + 1, dtype=i32)  # round number
-    n_before = jnp.sum(jnp.minimum(rho[None, None, :] - 1, avail[..., None]) * w, axis=1)  # [D, rho]
-    got = jnp.sum((avail[..., None] >= rho[None, None, :]).astype(i32), axis=1)
-    room = mg_room(state.free_pages, mp.wmark_high, n_before)
-    cond = room & (got > 0) & (n_before < kn.pages_to_migrate)
-    rounds = jnp.sum(jnp.cumprod(cond.astype(i32), axis=1), axis=1)
-    rounds = jnp.where(run, rounds, 0)
-    take = live & (rank < rounds[:, None, None])
+    # Isolation order: round by round, in each round the oldest live unit of every source in node
+    # order. A unit is isolated while the node keeps room for all of its pages (free > high +
+    # isolated, checked page by page in the kernel: spec §5.4) and its round started below the
+    # batch (the loop's `until n >= pages_to_migrate`). Both conditions only tighten along the order,
+    # so the isolated units are a prefix of it: the first unit that fails stalls the batch.
+    rnd = jnp.arange(W, dtype=i32)  # 0-based round
+    at_round = jnp.sum(jnp.minimum(rnd[None, None, :], avail[..., None]) * w, axis=1)  # [D, round]
+    more = (avail[..., None] > rnd[None, None, :]).astype(i32)  # [D, S, round] source S still has one
+    earlier = jnp.cumsum(more, axis=1) - more  # sources before S that give a unit in this round
+    rk = jnp.minimum(rank, W - 1)
+    n_start = jnp.take_along_axis(at_round[:, None, :].repeat(N, 1), rk, axis=2)  # [D, S, W]
+    n_before = n_start + w * jnp.take_along_axis(earlier, rk, axis=2)
+    started = (rank == 0) | (n_start < kn.pages_to_migrate)
+    room = state.free_pages[:, None, None] > mp.wmark_high[:, None, None] + n_before + (w - 1)
+    take = live & started & room & run[:, None, None]
 
     # ---- migrate the isolated pages -------------------------------------------------------
     U = static.n_units
@@ -113,11 +121,6 @@ def knuma_migrated(state, params, static, wake):
     mms = replace(mms, node_pages=node_pages, queued_pages=queued)
     state = replace(state, migrated=mg, pages=pages, mms=mms, free_pages=free)
     return state, moved_in, cost_ns
-
-
-def mg_room(free, high, n_before):
-    """dst_has_room(): free pages above high_wmark + pages already isolated in this batch."""
-    return free[:, None] > high[:, None] + n_before
 
 
 def push(mg, pages, units, dst, src, want, order_valid, static):

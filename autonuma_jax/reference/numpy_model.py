@@ -9,7 +9,7 @@ oracle, not a transcription of the vectorised engine:
 - the knuma_migrated queues are real FIFO lists per (destination, source) pair, from which pages
   are removed when they are dequeued (the engine keeps rings with lazily discarded dead entries);
 - a freed page is reset (not present, ``last_nid`` and ``migrate_nid`` -1, unqueued, spec §2.1);
-- allocation requests of one tick are served one by one, in page order;
+- the allocation rounds of one tick are loops over requests, nodes and rounds;
 - every knuma_scand, knuma_migrated, khugepaged and balancer step is a sequential loop.
 
 Randomness: the same draws as the engine, from ``autonuma_jax.rng`` (jax), converted to NumPy.
@@ -43,34 +43,15 @@ F32 = np.float32
 AUTONUMA_BALANCE_SCALE = 1000
 HPAGE_PMD_NR = 512
 
-COUNTER_FIELDS = ("local_kib", "total_kib", "hinting_faults", "fault_pages", "pages_queued", "pages_migrated",
+COUNTER_FIELDS = ("local_kib", "total_kib", "local_mib", "total_mib", "kib_rem", "hinting_faults", "fault_pages", "pages_queued", "pages_migrated",
                   "exchanges", "noise_moves", "lb_moves", "queue_overflows", "capped_ticks", "oom_pages",
                   "overhead_us", "overhead_rem_ns", "first_touch_us")
-OV_SCAN, OV_FAULT, OV_MIGRATE, OV_EXCHANGE, OV_COLLAPSE = range(5)
 
-# Known disagreements between the engine and the spec. The reference follows the spec unless the
-# quirk is switched on, in which case it reproduces the engine's behaviour.
-QUIRKS = {
-    "scan_walks_untouched_vma": (
-        "knuma_scand walks a process whose memory was never touched pmd by pmd (0 progress each, "
-        "scan_pmds_per_tick pmds per tick, scan_per_pmd_ns each) instead of skipping its VMA, which "
-        "has no anon_vma yet, for 1 progress (spec §3.3)"),
-    "fault_cost_thp_knob": (
-        "the CPU cost of a 2 MiB pmd fault counts 1 page handled whenever THP is enabled, even for a "
-        "unit that knuma_migrated has split: its fault walks 512 ptes and calls numa_hinting_fault "
-        "512 times (spec §4.1, knob costs.hinting_fault_per_page_ns)"),
-    "frac_lost_without_budget": (
-        "a running thread whose whole share of a tick goes to kernel-work debt loses the part of its "
-        "current page unit it had already written (tasks.frac is reset to 0)"),
-    "collapse_keeps_queue": (
-        "khugepaged collapses a unit that is queued for migration and leaves it queued; the collapse "
-        "frees the small pages, which removes them from the knuma_migrated queue (spec §2.1 reset on "
-        "page free, §4.5)"),
-    "alloc_choice_rounds": (
-        "the first-touch allocations of one tick try every request's r-th zonelist choice before any "
-        "request's (r+1)-th (and the whole low-watermark round before the second round) instead of "
-        "serving the requests one by one in page order (mm/mempolicy.py docstring, spec §6.4/§11)"),
-}
+# Known disagreements between the engine and the spec (or the engine's own contract): name ->
+# description. The reference follows the spec unless a quirk is switched on, in which case it
+# reproduces the engine's behaviour, so that a lockstep test can check everything else while the
+# engine is being fixed.
+QUIRKS: dict = {}
 
 
 def _floor(x) -> int:
@@ -135,11 +116,13 @@ class ReferenceModel:
         self.upp = static.units_per_pmd
         self.pte_mode = bool(static.pte_faults)  # 4 KiB units, knuma_scand/pmd = 0
         self.pmd_walk = self.w == 1 and not self.pte_mode  # 4 KiB units, pmd mode: a fault walks 512 ptes
-        self.A = static.units_per_tick
-        self.W = static.scan_pmds_per_tick
         self.tick_ns = static.tick_ns
-
         mp, wp, kn, d = params.machine, params.workload, params.knobs, params.derived
+        # most units one thread begins in a tick (its machine at the top of the speed clamp), and
+        # most pmds knuma_scand walks in a tick (ceil(pages_to_scan / 512) + 1): this configuration's
+        # own limits, within the batch's array capacities
+        self.A = min(int(d.units_limit), static.units_per_tick)
+        self.W = min(int(d.scan_walk_pmds), static.scan_pmds_per_tick)
         self.cpu_node = [i(x) for x in mp.cpu_node]
         self.cpu_core = [i(x) for x in mp.cpu_core]
         self.node_pages_cap = [i(x) for x in mp.node_pages]
@@ -238,6 +221,7 @@ class ReferenceModel:
         c = {f: 0 for f in COUNTER_FIELDS}
         c["overhead_us"] = [0] * 5
         c["overhead_rem_ns"] = [0] * 5
+        c["kib_rem"] = [0, 0]
         return c
 
     @classmethod
@@ -272,7 +256,8 @@ class ReferenceModel:
         self.khugepaged = SimpleNamespace(cursor=int(d["khugepaged"]["cursor"]),
                                           wake_tick=int(d["khugepaged"]["wake_tick"]))
         for name in ("acc", "tot"):
-            c = {k: (L(v) if k in ("overhead_us", "overhead_rem_ns") else int(v)) for k, v in d[name].items()}
+            c = {k: (L(v) if k in ("overhead_us", "overhead_rem_ns", "kib_rem") else int(v))
+                 for k, v in d[name].items()}
             setattr(self, name, c)
 
     # ------------------------------------------------------------------------------------------
@@ -325,7 +310,8 @@ class ReferenceModel:
         return (not self.autonuma_on) or sel < 0 or node == sel
 
     def task_mempolicy(self, t: int) -> int:
-        """The thread's own MPOL_BIND node mask in its current phase (0 = default policy)."""
+        """Non-zero when the thread has its own MPOL_BIND policy in its current phase (numa02's
+        BINDMAP binds slice by slice); 0 = default policy."""
         if self.tasks.phase[t] == T_INIT:
             return 1 if self.init_by_slice[t] == 1 else self.init_bind[t]
         return self.work_bind[t]
@@ -376,19 +362,25 @@ class ReferenceModel:
         coll_ns = self.khugepaged_scan()
         # 8. accounting
         self.charge_daemons(mig_ns, scan_ns + coll_ns)
-        ov = [scan_ns, sum(acc.fault_ns), sum(mig_ns), sum(1 for t in range(self.T) if moved[t]) * self.cost.exchange_ns,
-              coll_ns]
+        exch_ns = sum(1 for t in range(self.T) if moved[t]) * self.cost.exchange_ns
+        ov = [scan_ns, sum(acc.fault_ns), sum(mig_ns), exch_ns, coll_ns]  # scan, fault, migrate, exchange, collapse
         inc = dict(local_kib=acc.local_kib, total_kib=acc.total_kib, hinting_faults=acc.hinting_faults,
                    fault_pages=acc.fault_pages, pages_queued=acc.pages_queued, pages_migrated=sum(moved_in),
                    exchanges=n_exch, noise_moves=int(noise_moved), lb_moves=int(pulled), queue_overflows=0,
                    capped_ticks=acc.capped, oom_pages=acc.oom_pages, first_touch_us=sum(acc.alloc_ns) // 1000)
         for c in (self.acc, self.tot):
             for k, v in inc.items():
+                if c is self.tot and k in ("local_kib", "total_kib"):
+                    continue  # whole-run volumes are kept in MiB (int32 KiB would wrap)
                 c[k] += v
             for i in range(5):
                 total = c["overhead_rem_ns"][i] + ov[i]
                 c["overhead_us"][i] += total // 1000
                 c["overhead_rem_ns"][i] = total % 1000
+        for i, k in enumerate(("local", "total")):
+            kib = self.tot["kib_rem"][i] + inc[f"{k}_kib"]
+            self.tot[f"{k}_mib"] += kib // 1024
+            self.tot["kib_rem"][i] = kib % 1024
         self.tick += 1
 
     # ---- 1. lifecycle (kernel/fork.c, kernel/exit.c, spec §2.7) -------------------------------
@@ -522,6 +514,8 @@ class ReferenceModel:
         C, N = self.C, self.N
         tick = self.tick
         cur = self.curr()
+        if not any(tick >= nb for nb in self.sched.next_balance):
+            return 0, [False] * self.T  # no timer fires: nothing happens (pending flags stay as they are)
         act = []
         for c in range(C):
             fire = tick >= self.sched.next_balance[c]
@@ -650,10 +644,9 @@ class ReferenceModel:
         budget = [0] * T
         for t in range(T):
             share = tick_ns // max(nr[tk.cpu[t]], 1) if running[t] else 0
-            debt = tk.debt_ns[t] + (self.cost.exchange_ns if moved[t] else 0)
-            pay = min(debt, share)
+            pay = min(tk.debt_ns[t], share)
             budget[t] = share - pay
-            tk.debt_ns[t] = debt - pay
+            tk.debt_ns[t] -= pay
             tk.exec_us[t] += share // 1000
 
         # ---- the stream: each thread writes the next units of its region in order -------------------
@@ -715,9 +708,8 @@ class ReferenceModel:
         for t in range(T):
             if not running[t]:
                 continue
-            if budget[t] <= 0:
-                if "frac_lost_without_budget" not in self.quirks:
-                    new_frac[t] = tk.frac[t]
+            if budget[t] <= 0:  # all its time went to kernel work: it keeps its place
+                new_frac[t] = tk.frac[t]
                 continue
             cn = self.cpu_node[tk.cpu[t]]
             s = 0
@@ -777,14 +769,15 @@ class ReferenceModel:
             key = key_of(u)
             if key not in owner or (tau, t, k) < owner[key]:
                 owner[key] = (tau, t, k)
-        events = sorted((tau, t, key) for key, (tau, t, k) in owner.items() if armed(key))
-        for tau, t, key in events:  # disarm (the fixup clears the bit first)
+        # in time order, ties by unit (pmd): the order in which pages are queued
+        events = sorted((tau, key, t) for key, (tau, t, k) in owner.items() if armed(key))
+        for tau, key, t in events:  # disarm (the fixup clears the bit first)
             if self.pte_mode:
                 pg.pte_numa[key] = 0
             else:
                 pmd = key if self.pmd_walk else key // self.upp
                 pg.pmd_flags[pmd] &= ~PMD_NUMA
-        for tau, t, key in events:  # in time order: this is the order pages are queued in
+        for tau, key, t in events:
             units = range(key * HPAGE_PMD_NR, (key + 1) * HPAGE_PMD_NR) if self.pmd_walk else [key]
             present = [u for u in units if pg.node[u] >= 0]
             this_nid = self.cpu_node[tk.cpu[t]]
@@ -794,9 +787,8 @@ class ReferenceModel:
             if self.autonuma_on and self.task_mempolicy(t) == 0:
                 for u in present:
                     self.numa_hinting_fault(u, t, this_nid, out)
-            if w == HPAGE_PMD_NR:
-                is_thp = self.thp if "fault_cost_thp_knob" in self.quirks else pg.pmd_flags[key] & PMD_THP != 0
-                handled = 1 if is_thp else HPAGE_PMD_NR  # THP: one call of weight 512; else 512 ptes
+            if w == HPAGE_PMD_NR:  # a THP: one call of weight 512; a page-table pmd (split THP): 512 ptes
+                handled = 1 if pg.pmd_flags[key] & PMD_THP else HPAGE_PMD_NR
             else:
                 handled = len(present)
             out.fault_ns[t] += self.cost.hinting_fault_ns + handled * self.cost.hinting_fault_per_page_ns
@@ -821,50 +813,14 @@ class ReferenceModel:
                     tk.pos[t] = tk.frac[t] = tk.passes[t] = 0
             else:
                 tk.frac[t] = new_frac[t]
-            tk.debt_ns[t] += out.fault_ns[t] + out.alloc_ns[t]
+            # kernel work of this tick is paid from the next ticks (the exchange: stop_one_cpu)
+            tk.debt_ns[t] += out.fault_ns[t] + out.alloc_ns[t] + (self.cost.exchange_ns if moved[t] else 0)
         return out
 
     def allocate(self, requests):
-        """Serve the tick's first-touch allocations (unit, task) in page order. A node is used while
-        its free pages stay at or above the low watermark after the allocation, along the zonelist;
-        a second round ignores the watermark; with no room at all, the first choice is
-        over-committed (counted). Returns (nodes, oom flags)."""
-        w, N = self.w, self.N
+        """The tick's first-touch allocations (unit, task), in page order. Returns (nodes, oom flags)."""
         prefs = [self.preference(t, u) for u, t in requests]
-        got = [-1] * len(requests)
-        rounds = (self.wmark_low, [0] * N)
-        if "alloc_choice_rounds" in self.quirks:  # engine: all requests step through the choices together
-            for reserve in rounds:
-                for r in range(N):
-                    asked = [0] * N
-                    accept = []
-                    for i, (order, allowed) in enumerate(prefs):
-                        if got[i] >= 0 or not allowed[r]:
-                            continue
-                        n = order[r]
-                        asked[n] += w
-                        if self.free_pages[n] - asked[n] >= reserve[n]:
-                            accept.append((i, n))
-                    for i, n in accept:
-                        got[i] = n
-                        self.free_pages[n] -= w
-        else:
-            for i, (order, allowed) in enumerate(prefs):
-                for reserve in rounds:
-                    for n, ok in zip(order, allowed):
-                        if ok and self.free_pages[n] - w >= reserve[n]:
-                            got[i] = n
-                            break
-                    if got[i] >= 0:
-                        break
-                if got[i] >= 0:
-                    self.free_pages[got[i]] -= w
-        oom = [g < 0 for g in got]
-        for i, (order, allowed) in enumerate(prefs):
-            if oom[i]:
-                got[i] = self.first_choice(order, allowed)
-                self.free_pages[got[i]] -= w
-        return got, oom
+        return allocate_in_rounds(prefs, self.free_pages, self.wmark_low, self.w)
 
     def numa_hinting_fault(self, u: int, t: int, this_nid: int, out):
         """numa_hinting_fault(page) for one page unit (spec §4.3, §4.4): the last_nid filter,
@@ -918,7 +874,9 @@ class ReferenceModel:
     # ---- 5. knuma_scand (mm/autonuma.c, spec §3) ------------------------------------------------
     def knuma_scand(self):
         """One tick of knuma_scand's main loop. At most one knumad_do_scan call is in flight; it walks
-        at most scan_pmds_per_tick pmds per tick. Returns (flush, cpu ns)."""
+        at most ceil(pages_to_scan / 512) + 1 pmds per tick (the most one call can find present), so a
+        call across sparse memory, or across armed ptes in pte mode, goes on next tick [I].
+        Returns (flush, cpu ns)."""
         sc, pg, mms = self.scand, self.pages, self.mms
         if not self.autonuma_on:  # "wait while !enabled"
             return False, 0
@@ -960,8 +918,7 @@ class ReferenceModel:
             len_pmd = -(-self.mm_len[m] // self.upp)
             start_pmd = self.mm_start[m] // self.upp
             untouched = not any(pg.node[u] >= 0 for u in self.units_of_mm(m))
-            skip_untouched = untouched and "scan_walks_untouched_vma" not in self.quirks
-            if self.mm_vma_bind[m] != 0 or skip_untouched:
+            if self.mm_vma_bind[m] != 0 or untouched:
                 # skipped VMA (explicit memory policy, or no anon_vma yet): +1 progress
                 sc.call_progress += 1
                 sc.addr = len_pmd
@@ -1071,22 +1028,22 @@ class ReferenceModel:
                 continue
             batch = []
             n = 0
-            while True:
-                if not free0[dst] > self.wmark_high[dst] + n:  # dst_has_room() (§5.4)
-                    if any(mg.queues[(dst, s)] for s in range(N) if s != dst):
-                        self.events["watermark_stalls"] += 1
-                    break
+            sources = [src for src in range(N) if src != dst]
+            stalled = False
+            while not stalled:
                 got = 0
-                for src in range(N):  # isolate_round: the oldest page of each source list
-                    if src == dst or not mg.queues[(dst, src)]:
+                for src in sources:  # isolate_round: the oldest page of each source list
+                    if not mg.queues[(dst, src)]:
                         continue
-                    u = mg.queues[(dst, src)].pop(0)
-                    batch.append(u)
+                    # dst_has_room() (§5.4) for each of the unit's pages: free > high + isolated
+                    if not free0[dst] > self.wmark_high[dst] + n + w - 1:
+                        self.events["watermark_stalls"] += 1
+                        stalled = True
+                        break
+                    batch.append(mg.queues[(dst, src)].pop(0))
                     got += w
-                if got == 0:
-                    break
-                n += got
-                if n >= self.pages_to_migrate:
+                    n += w
+                if got == 0 or n >= self.pages_to_migrate:
                     break
             batches[dst] = batch
         moved_in = [0] * N
@@ -1132,7 +1089,7 @@ class ReferenceModel:
             if self.mms.alive[self.unit_mm(q)] and pg.node[q] >= 0 and not pg.pmd_flags[q] & PMD_THP:
                 # the new huge page keeps the node, last_nid and pmd_numa; the small pages are freed,
                 # which takes them off any knuma_migrated queue
-                if pg.migrate_nid[q] >= 0 and "collapse_keeps_queue" not in self.quirks:
+                if pg.migrate_nid[q] >= 0:
                     self.dequeue(q)
                     self.events["collapse_dequeues"] += 1
                 pg.pmd_flags[q] |= PMD_THP
@@ -1184,6 +1141,40 @@ class ReferenceModel:
         }
 
 
+def allocate_in_rounds(prefs, free, wmark_low, w):
+    """Serve one tick's first-touch allocation requests together (mm/mempolicy.py, spec §6.4).
+
+    ``prefs[i] = (zonelist, allowed)`` in page order. The kernel serves allocations one at a time;
+    within a tick the model serves them in rounds [I]: in round r every request still unserved
+    asks the r-th node of its zonelist (if allowed), and a node grants the requests asking it in
+    page order while its free pages stay at or above the reserve; all N rounds run with the low
+    watermark as the reserve, then all N again with none (the min-watermark retry). A request that
+    still found no room over-commits its first allowed node (counted). ``free`` is updated in
+    place. Returns (nodes, oom flags).
+    """
+    n_nodes = len(free)
+    got = [-1] * len(prefs)
+    for reserve in (wmark_low, [0] * n_nodes):
+        for r in range(n_nodes):
+            asked = [0] * n_nodes  # pages asked of each node in this round so far (granted or not)
+            grant = []
+            for i, (order, allowed) in enumerate(prefs):
+                if got[i] >= 0 or not allowed[r]:
+                    continue
+                asked[order[r]] += w
+                if free[order[r]] - asked[order[r]] >= reserve[order[r]]:
+                    grant.append((i, order[r]))
+            for i, n in grant:
+                got[i] = n
+                free[n] -= w
+    oom = [g < 0 for g in got]
+    for i, (order, allowed) in enumerate(prefs):
+        if oom[i]:
+            got[i] = ReferenceModel.first_choice(order, allowed)
+            free[got[i]] -= w
+    return got, oom
+
+
 # ----------------------------------------------------------------------------------------------
 # the engine's state in the same view
 # ----------------------------------------------------------------------------------------------
@@ -1198,7 +1189,7 @@ def engine_state_dict(state, static, params) -> dict:
     reads them.
     """
     import jax
-    s = jax.tree_util.tree_map(np.asarray, state)
+    s = jax.device_get(state)
     I = lambda x: np.asarray(x).astype(np.int64)  # noqa: E731
     Bl = lambda x: np.asarray(x).astype(bool)  # noqa: E731
     N, cap = static.n_nodes, static.ring_capacity
@@ -1211,6 +1202,7 @@ def engine_state_dict(state, static, params) -> dict:
     pte = I(s.pages.pte_numa)
     pmd = I(s.pages.pmd_flags)
     unit_mm = np.searchsorted(mm_start, np.arange(static.n_units), side="right") - 1
+    ring, head, tail = np.asarray(s.migrated.ring), np.asarray(s.migrated.head), np.asarray(s.migrated.tail)
 
     queues = {}
     for dst in range(N):
@@ -1218,12 +1210,10 @@ def engine_state_dict(state, static, params) -> dict:
             if dst == src:
                 continue
             r = dst * (N - 1) + (src if src < dst else src - 1)
-            live = []
-            for pos in range(int(s.migrated.head[r]), int(s.migrated.tail[r])):
-                u = int(s.migrated.ring[r, pos % cap])
-                if mig[u] == dst and node[u] == src and seq[u] == pos and alive[unit_mm[u]]:
-                    live.append(u)
-            queues[(dst, src)] = live
+            pos = np.arange(int(head[r]), int(tail[r]))
+            u = ring[r, pos % cap]
+            live = (mig[u] == dst) & (node[u] == src) & (seq[u] == pos) & alive[unit_mm[u]]
+            queues[(dst, src)] = [int(x) for x in u[live]]
 
     exited = Bl(s.mms.exited)
     for m in np.nonzero(exited)[0]:
