@@ -174,9 +174,10 @@ class Bucket:
             resume: bool = True) -> list:
         """Run to the end (or until every configuration finished).
 
-        With ``checkpoint``, the state is saved there every ``checkpoint_every`` chunks and when
-        ``should_stop()`` turns true (then the run returns early with ``self.stopped = True``); a run
-        whose checkpoint already exists resumes from it when ``resume``.
+        With ``checkpoint``, the state is saved there every ``checkpoint_every`` chunks (0: never
+        periodically) and when ``should_stop()`` turns true (then the run returns early with
+        ``self.stopped = True``); a run whose checkpoint already exists resumes from it when
+        ``resume``.
         """
         from . import checkpoint as ckpt
         self.stopped = False
@@ -199,13 +200,11 @@ class Bucket:
             if on_chunk is not None:
                 on_chunk(self)
             stop = should_stop is not None and should_stop()
-            if checkpoint and (stop or chunks % max(1, checkpoint_every) == 0):
+            if checkpoint and (stop or (checkpoint_every > 0 and chunks % checkpoint_every == 0)):
                 ckpt.save(self, checkpoint)
             if stop:
                 self.stopped = True
                 break
-        if checkpoint and not self.stopped:
-            ckpt.save(self, checkpoint)
         return self.results()
 
     def _raise_violations(self, rows):

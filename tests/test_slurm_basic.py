@@ -39,7 +39,8 @@ def _start_requeued_now(cluster: SlurmCluster, job: str) -> None:
     def restarted():
         info = cluster.scontrol_job(job)
         if not info:
-            return True   # already finished and forgotten
+            # forgotten by the controller: done only if accounting shows a run after the requeue
+            return len(cluster.sacct(job, duplicates=True)) >= 2
         if int(info.get("Restarts", "0")) < 1:
             return False  # the requeue has not happened yet
         state = info.get("JobState")
@@ -50,7 +51,7 @@ def _start_requeued_now(cluster: SlurmCluster, job: str) -> None:
             return False
         return state == "RUNNING" or state in FINAL_STATES   # not while still COMPLETING
 
-    cluster.wait_for(f"job {job} to run again after its requeue", restarted, timeout=30, interval=0.3)
+    cluster.wait_for(f"job {job} to run again after its requeue", restarted, timeout=90, interval=0.3)
 
 
 def _wait_requeued_then_completed(cluster: SlurmCluster, job: str) -> None:

@@ -29,7 +29,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from ..errors import ConfigError
-from . import schema
+from . import preempt, schema
+from .job import Preempted
 from .results import ResultsExistError
 from .wandb_log import WandbWarning
 
@@ -87,6 +88,9 @@ def run(cfg: DictConfig) -> dict:
         if ctx["multirun"]:
             raise  # the launcher reports the failed job
         sys.exit(2)
+    except Preempted as e:
+        log.warning(f"preempted: {e}")
+        preempt.finish()
     return {"out_dir": info.out_dir, "n_configs": info.n_configs, "compiles": info.compiles,
             "wandb_dir": info.wandb_dir}
 

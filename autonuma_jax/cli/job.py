@@ -13,11 +13,16 @@ from dataclasses import dataclass, field
 
 from ..config import shape_key, validate_run
 from ..errors import ConfigError
+from . import preempt
 from . import results as R
 from .build import Run, expand
 from .progress import Progress
 
 log = logging.getLogger("autonuma_jax.cli")
+
+
+class Preempted(RuntimeError):
+    """The job saved its checkpoint after SIGUSR1/SIGTERM and stopped (see preempt.py)."""
 
 
 @dataclass
@@ -107,14 +112,18 @@ def simulate_runs(runs: list[Run], sim: dict, progress_cfg: dict | None = None, 
         prog.new_batch()
         before = prog.done
         kw = {}
-        if checkpoint_dir and checkpoint_every > 0:
+        if checkpoint_dir:
+            # checkpoints every `checkpoint_every` chunks (0: only when preempted), resumed if present
             path = os.path.join(checkpoint_dir, f"batch{bi}.npz")
             if os.path.exists(path):
                 log.info(f"resuming batch {bi + 1} from {path}")
             os.makedirs(checkpoint_dir, exist_ok=True)
-            kw = {"checkpoint": path, "checkpoint_every": checkpoint_every}
+            kw = {"checkpoint": path, "checkpoint_every": checkpoint_every, "should_stop": preempt.requested}
         res = bucket.run(reports_per_chunk=rpc, stop_when_done=bool(sim.get("stop_when_done", True)),
                          on_chunk=prog.update, **kw)
+        if getattr(bucket, "stopped", False):
+            prog.close()
+            raise Preempted(f"batch {bi + 1} checkpointed at {kw['checkpoint']}")
         prog.skip(n_chunks[bi] - (prog.done - before))
         for i, r in zip(idx, res):
             out[i] = r
@@ -130,6 +139,13 @@ def run_job(cfg: dict, out_dir: str, job: dict | None = None, resolved_yaml: str
     runs = prepare(cfg)
     rcfg = cfg.get("results", {})
     overwrite = bool(rcfg.get("overwrite", False))
+    if (not overwrite and os.environ.get("SLURM_RESTART_COUNT", "0") not in ("", "0")
+            and os.path.exists(os.path.join(out_dir, R.RESULTS))):
+        # a requeued SLURM job whose earlier run already wrote its results (the signal came late)
+        log.info(f"results already complete in {out_dir} (requeued job, restart "
+                 f"{os.environ['SLURM_RESTART_COUNT']}): nothing to do")
+        info.n_configs = len(runs)
+        return info
     R.check_writable(out_dir, overwrite)
     os.makedirs(out_dir, exist_ok=True)
     sim = cfg.get("sim", {})
@@ -138,6 +154,7 @@ def run_job(cfg: dict, out_dir: str, job: dict | None = None, resolved_yaml: str
     log.info(f"{len(runs)} configuration(s) -> {out_dir}")
     ckpt_dir = os.path.join(out_dir, "checkpoints")
     ckpt_every = int(rcfg.get("checkpoint_every", 0) or 0)
+    preempt.install()
     results, info.n_batches, info.compiles = simulate_runs(runs, sim, cfg.get("progress"), ckpt_dir, ckpt_every)
     job = dict(job or {})
     res_df = R.results_frame(runs, results, job)
@@ -148,7 +165,7 @@ def run_job(cfg: dict, out_dir: str, job: dict | None = None, resolved_yaml: str
     if resolved_yaml is not None:
         info.files.append(R.write_text_atomic(resolved_yaml, os.path.join(out_dir, "resolved_config.yaml")))
     info.files.append(R.write_atomic(res_df, os.path.join(out_dir, R.RESULTS), overwrite))
-    if ckpt_every > 0 and os.path.isdir(ckpt_dir):
+    if os.path.isdir(ckpt_dir):
         shutil.rmtree(ckpt_dir, ignore_errors=True)  # the results are safe: the checkpoints are spent
     _print_table(res_df)
     from ..report import metric_columns

@@ -15,6 +15,8 @@ too the job goes on without wandb; results.parquet is written before wandb is to
 """
 from __future__ import annotations
 
+import hashlib
+
 import logging
 import os
 import warnings
@@ -116,7 +118,10 @@ def _table(wandb, results):
 def _init(wandb, lcfg: dict, mode: str, out_dir: str, group, name, config):
     settings = wandb.Settings(console="off", silent=True, init_timeout=float(lcfg.get("init_timeout_s", 60)),
                               x_disable_stats=True)
+    # One run per job folder: a requeued or resumed job logs under the same id.
+    run_id = hashlib.sha1(os.path.abspath(out_dir).encode()).hexdigest()[:16]
     return wandb.init(mode=mode, dir=out_dir, project=lcfg.get("project"), entity=lcfg.get("entity"),
+                      id=run_id, resume="allow",
                       group=group, name=name, config=config, tags=list(lcfg.get("tags") or []) or None,
                       job_type=lcfg.get("job_type"), settings=settings, reinit="finish_previous")
 
