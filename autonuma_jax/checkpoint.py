@@ -83,7 +83,7 @@ def load(bucket, path: str) -> dict:
     if header["fingerprint"] != fingerprint(bucket.configs) or header["n_configs"] != len(bucket.configs):
         raise CheckpointError(f"checkpoint {path!r} belongs to other configurations "
                               f"({header['n_configs']} configs, fingerprint {header['fingerprint'][:12]})")
-    if header["static"] != dataclasses.asdict(bucket.static):
+    if header["static"] != json.loads(json.dumps(dataclasses.asdict(bucket.static))):
         raise CheckpointError(f"checkpoint {path!r} has other shapes: {header['static']}")
     try:
         with np.load(path, allow_pickle=False) as z:

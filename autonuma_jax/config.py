@@ -19,6 +19,9 @@ from .workloads import VARIANTS, Workload, make_benchmark
 # Kernel policies understood by the engine (a traced integer, so they can share one batch).
 POLICY_NONE = 0  # Linux 3.6: first touch, NUMA-unaware CFS, no migration
 POLICY_AUTONUMA24 = 1
+POLICY_BALANCENUMA = 2  # Linux 3.8 (policies/upstream.py)
+POLICY_NUMA_BALANCING = 3  # Linux 3.13 (policies/upstream.py)
+UPSTREAM = (POLICY_BALANCENUMA, POLICY_NUMA_BALANCING)
 
 # User-facing policy names -> (engine policy, workload variant). hard_bind / inverse_bind are the
 # benchmark's own numactl-style bindings run on the `none` kernel (spec §10.1).
@@ -27,6 +30,8 @@ POLICIES = {
     "autonuma24": (POLICY_AUTONUMA24, None),
     "hard_bind": (POLICY_NONE, "hard_bind"),
     "inverse_bind": (POLICY_NONE, "inverse_bind"),
+    "balancenuma": (POLICY_BALANCENUMA, None),
+    "numa_balancing": (POLICY_NUMA_BALANCING, None),
 }
 
 PAGE_UNITS = {"2M": UNIT_2M, "4K": UNIT_4K}
@@ -169,6 +174,20 @@ def migrate_limit(knobs: Knobs, unit_pages: int) -> int:
     return mig_units + max(64, mig_units // 8)
 
 
+def task_scan_limit(knobs: Knobs, unit_pages: int) -> int:
+    """Page units one task-context scan (task_numa_work) covers: the larger of the two upstream
+    policies' scan_size_mb, so that one capacity fits whichever the configuration uses."""
+    mb = max(knobs.balancenuma.numa_balancing_scan_size_mb, knobs.numa_balancing.numa_balancing_scan_size_mb)
+    return -(-mb * 256 // unit_pages)
+
+
+def pte_mode(cfg: RunConfig) -> bool:
+    """4 KiB units arm ptes one by one: AutoNUMA with knuma_scand/pmd=0, or an upstream policy."""
+    if PAGE_UNITS[cfg.sim.page_unit] != UNIT_4K:
+        return False
+    return cfg.engine_policy in UPSTREAM or cfg.knobs.autonuma.knuma_scand.pmd == 0
+
+
 def build_static(cfgs: Sequence[RunConfig]) -> Static:
     """The shapes a batch of (already validated) configurations needs; they must agree."""
     first = cfgs[0]
@@ -178,7 +197,7 @@ def build_static(cfgs: Sequence[RunConfig]) -> Static:
     unit_pages = PAGE_UNITS[sim.page_unit]
     upp = 512 // unit_pages
     n_units = sum(-(-_units(p.mem_bytes, unit_pages) // upp) * upp for p in wl.processes)
-    pte_faults = unit_pages == UNIT_4K and first.knobs.autonuma.knuma_scand.pmd == 0
+    pte_faults = pte_mode(first)
     unit_bytes = unit_pages * PAGE_SIZE
     # A thread alone on a core at local speed, 1/0.6 faster at the top of the jitter clamp.
     units_per_tick = pow2_at_least(max(units_limit(c.resolved_machine(), sim.tick_ns, unit_pages) for c in cfgs), 4)
@@ -186,11 +205,16 @@ def build_static(cfgs: Sequence[RunConfig]) -> Static:
     scan_pmds = pow2_at_least(-(-max_scan // 512) + 1, 64)
     migrate_window = pow2_at_least(max(migrate_limit(c.knobs, unit_pages) for c in cfgs), 64)
     ring_capacity = pow2_at_least(n_units + 64, 64)
+    task_scan_units = pow2_at_least(max(task_scan_limit(c.knobs, unit_pages) for c in cfgs), 8)
+    # none and autonuma24 are always compiled in (cheap, and batches mixing them share one program);
+    # other policies' phases only when a configuration of the bucket uses them
+    policies = tuple(sorted({POLICY_NONE, POLICY_AUTONUMA24} | {c.engine_policy for c in cfgs}))
     st = Static(
         n_nodes=machine.n_nodes, n_cpus=machine.n_cpus, n_tasks=wl.n_tasks, n_mms=wl.n_mms, n_units=n_units,
         unit_pages=unit_pages, pte_faults=pte_faults, tick_ns=sim.tick_ns, units_per_tick=units_per_tick,
         scan_pmds_per_tick=scan_pmds, migrate_window=migrate_window, ring_capacity=ring_capacity,
         report_ticks=sim.report_ticks, n_reports=sim.n_reports, check_invariants=bool(sim.check_invariants),
+        task_scan_units=task_scan_units, policies=policies,
     )
     return st
 
@@ -202,5 +226,4 @@ def shape_key(cfg: RunConfig) -> tuple:
     s = cfg.sim
     unit_pages = PAGE_UNITS[s.page_unit]
     return (m.n_nodes, m.n_cpus, wl.n_tasks, tuple(_units(p.mem_bytes, unit_pages) for p in wl.processes),
-            s.page_unit, s.tick_ns, s.report_ticks, s.n_reports, bool(s.check_invariants),
-            unit_pages == UNIT_4K and cfg.knobs.autonuma.knuma_scand.pmd == 0)
+            s.page_unit, s.tick_ns, s.report_ticks, s.n_reports, bool(s.check_invariants), pte_mode(cfg))

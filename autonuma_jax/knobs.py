@@ -74,6 +74,36 @@ class TransparentHugepage:
 
 
 @dataclass(frozen=True)
+class Balancenuma:
+    """Linux 3.8 "balancenuma" sysctls (/proc/sys/kernel/numa_balancing_*) and the migration rate
+    limit of mm/migrate.c (spec §12.1)."""
+    numa_balancing_scan_delay_ms: int = 1000
+    numa_balancing_scan_period_min_ms: int = 100
+    numa_balancing_scan_period_max_ms: int = 5000
+    numa_balancing_scan_period_reset: int = 60000
+    numa_balancing_scan_size_mb: int = 256
+    migrate_interval_millisecs: int = 100  # rate-limit window
+    ratelimit_pages: int = 32768  # 128 MB per window per destination node
+    numa_force: int = 0  # sched feature NUMA_FORCE: scan before the process left its first node
+
+
+@dataclass(frozen=True)
+class NumaBalancing:
+    """Linux 3.13 automatic NUMA balancing sysctls and constants (spec §12.2). Not modelled:
+    numa_balancing_settle_count and numa_balancing_migrate_deferred (3.13-only; removed in 3.14)."""
+    numa_balancing: int = 1  # kernel.numa_balancing
+    numa_balancing_scan_delay_ms: int = 1000
+    numa_balancing_scan_period_min_ms: int = 1000
+    numa_balancing_scan_period_max_ms: int = 60000
+    numa_balancing_scan_size_mb: int = 256
+    migrate_interval_millisecs: int = 100
+    ratelimit_pages: int = 32768
+    period_threshold: int = 3  # NUMA_PERIOD_THRESHOLD: 3 in 3.13-3.15, 7 from 3.16
+    imbalance_pct: int = 112  # 100 + (sd_numa imbalance_pct 125 - 100) / 2
+    migrate_retry_millisecs: int = 1000  # numa_migrate_retry interval (HZ in 3.13) [I]
+
+
+@dataclass(frozen=True)
 class Costs:
     """CPU cost of each kernel event, ns [I]. Charged to the thread that takes the event (faults,
     first touch, task exchange) or to the threads running on the daemon's node (knuma_migrated
@@ -108,6 +138,8 @@ class Sched:
 @dataclass(frozen=True)
 class Knobs:
     autonuma: Autonuma = field(default_factory=Autonuma)
+    balancenuma: Balancenuma = field(default_factory=Balancenuma)
+    numa_balancing: NumaBalancing = field(default_factory=NumaBalancing)
     transparent_hugepage: TransparentHugepage = field(default_factory=TransparentHugepage)
     costs: Costs = field(default_factory=Costs)
     sched: Sched = field(default_factory=Sched)
@@ -130,6 +162,24 @@ RANGES: dict[str, tuple] = {
     "autonuma.scheduler.load_balance_strict": (0, 1, "flag"),
     "autonuma.scheduler.reset": (0, 1, "flag"),
     "autonuma.balance_interval_millisecs": (1, 60_000, "int"),
+    "balancenuma.numa_balancing_scan_delay_ms": (0, 3_600_000, "int"),
+    "balancenuma.numa_balancing_scan_period_min_ms": (1, 3_600_000, "int"),
+    "balancenuma.numa_balancing_scan_period_max_ms": (1, 3_600_000, "int"),
+    "balancenuma.numa_balancing_scan_period_reset": (1, 3_600_000, "int"),
+    "balancenuma.numa_balancing_scan_size_mb": (1, 65536, "int"),
+    "balancenuma.migrate_interval_millisecs": (1, 3_600_000, "int"),
+    "balancenuma.ratelimit_pages": (0, 1 << 24, "int"),
+    "balancenuma.numa_force": (0, 1, "flag"),
+    "numa_balancing.numa_balancing": (0, 1, "flag"),
+    "numa_balancing.numa_balancing_scan_delay_ms": (0, 3_600_000, "int"),
+    "numa_balancing.numa_balancing_scan_period_min_ms": (1, 3_600_000, "int"),
+    "numa_balancing.numa_balancing_scan_period_max_ms": (1, 3_600_000, "int"),
+    "numa_balancing.numa_balancing_scan_size_mb": (1, 65536, "int"),
+    "numa_balancing.migrate_interval_millisecs": (1, 3_600_000, "int"),
+    "numa_balancing.ratelimit_pages": (0, 1 << 24, "int"),
+    "numa_balancing.period_threshold": (0, 10, "int"),
+    "numa_balancing.imbalance_pct": (100, 1000, "int"),
+    "numa_balancing.migrate_retry_millisecs": (1, 3_600_000, "int"),
     "transparent_hugepage.enabled": (0, 1, "flag"),
     "transparent_hugepage.khugepaged.pages_to_scan": (1, 1 << 24, "int"),
     "transparent_hugepage.khugepaged.scan_sleep_millisecs": (0, 3_600_000, "int"),

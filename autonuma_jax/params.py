@@ -71,6 +71,19 @@ class Derived:
     units_limit: np.ndarray  # most units one thread begins in a tick (this config's machine)
     migrate_limit: np.ndarray  # queue entries knuma_migrated looks at per source list (this config's batch)
     thp: np.ndarray  # THP in effect (2 MiB units and transparent_hugepage.enabled)
+    # upstream NUMA balancing (policies/upstream.py), from this configuration's policy's knobs
+    up_scan_delay_ms: np.ndarray
+    up_period_min_ms: np.ndarray
+    up_period_max_ms: np.ndarray
+    up_reset_ms: np.ndarray
+    up_scan_mb: np.ndarray
+    up_scan_units: np.ndarray
+    up_rl_window_ms: np.ndarray
+    up_rl_pages: np.ndarray
+    up_numa_force: np.ndarray
+    up_period_threshold: np.ndarray
+    up_imbalance_pct: np.ndarray
+    up_retry_ms: np.ndarray
     pmd: np.ndarray  # effective knuma_scand/pmd
 
 
@@ -88,7 +101,7 @@ def _register_knobs():
     import jax
     from . import knobs as K
     for cls in (K.KnumaScand, K.KnumaMigrated, K.Scheduler, K.Autonuma, K.Khugepaged, K.TransparentHugepage,
-                K.Costs, K.Sched, K.Knobs):
+                K.Costs, K.Sched, K.Balancenuma, K.NumaBalancing, K.Knobs):
         try:
             jax.tree_util.register_dataclass(cls, data_fields=[f.name for f in __import__("dataclasses").fields(cls)],
                                              meta_fields=[])
@@ -184,12 +197,28 @@ def build_params(cfg: RunConfig, static: Static) -> Params:
         units_limit=np.asarray(units_limit(m, tn, static.unit_pages), i32),
         migrate_limit=np.asarray(migrate_limit(k, static.unit_pages), i32),
         thp=np.asarray(thp, i32),
+        **_upstream_derived(cfg, static),
         pmd=np.asarray(1 if static.unit_pages == 512 else int(not static.pte_faults), i32),
     )
     import jax
     key = np.asarray(jax.random.key_data(jax.random.PRNGKey(cfg.seed)), np.uint32)
     return Params(policy=np.asarray(cfg.engine_policy, i32), seed=key, machine=mp, workload=wp,
                   knobs=knob_arrays(k), derived=d)
+
+
+def _upstream_derived(cfg: RunConfig, static: Static) -> dict:
+    from .config import POLICY_BALANCENUMA
+    k = cfg.knobs
+    b, n = k.balancenuma, k.numa_balancing
+    g = b if cfg.engine_policy == POLICY_BALANCENUMA else n
+    mb = g.numa_balancing_scan_size_mb
+    v = dict(
+        up_scan_delay_ms=g.numa_balancing_scan_delay_ms, up_period_min_ms=g.numa_balancing_scan_period_min_ms,
+        up_period_max_ms=g.numa_balancing_scan_period_max_ms, up_reset_ms=b.numa_balancing_scan_period_reset,
+        up_scan_mb=mb, up_scan_units=-(-mb * 256 // static.unit_pages), up_rl_window_ms=g.migrate_interval_millisecs,
+        up_rl_pages=g.ratelimit_pages, up_numa_force=b.numa_force, up_period_threshold=n.period_threshold,
+        up_imbalance_pct=n.imbalance_pct, up_retry_ms=n.migrate_retry_millisecs)
+    return {key: np.asarray(val, i32) for key, val in v.items()}
 
 
 def stack(params: Sequence[Params]) -> Params:

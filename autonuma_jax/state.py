@@ -102,6 +102,28 @@ class Khugepaged:
 
 
 @pytree_dataclass
+class Numab:
+    """Upstream NUMA balancing (balancenuma 3.8, numa_balancing 3.13): task-context scanning, fault
+    statistics, preferred node and numa groups, migration rate limit (spec §12)."""
+    scan_period: jnp.ndarray  # [T] numa_scan_period, ms
+    node_stamp: jnp.ndarray  # [T] task runtime (us) when the scan period last elapsed
+    scan_seq: jnp.ndarray  # [T] numa_scan_seq last seen by task_numa_placement
+    faults: jnp.ndarray  # [T, N, 2] numa_faults[nid][private], decayed per scan sequence
+    faults_buf: jnp.ndarray  # [T, N, 2] numa_faults_buffer: this sequence's faults
+    locality: jnp.ndarray  # [T, 2] numa_faults_locality: remote, local faults this window
+    preferred: jnp.ndarray  # [T] numa_preferred_nid (-1 = none)
+    migrate_retry: jnp.ndarray  # [T] tick of the next task_numa_migrate attempt (0 = none)
+    group: jnp.ndarray  # [T] numa_group, as the index of its first member (a task alone: itself)
+    next_scan: jnp.ndarray  # [M] mm->numa_next_scan, tick
+    scan_offset: jnp.ndarray  # [M] mm->numa_scan_offset, unit inside the mm
+    mm_scan_seq: jnp.ndarray  # [M] mm->numa_scan_seq
+    first_nid: jnp.ndarray  # [M] 3.8 mm->first_nid: -2 not yet run, node, -1 active
+    next_reset: jnp.ndarray  # [M] 3.8 mm->numa_next_reset, tick
+    rl_end: jnp.ndarray  # [N] end of the migration rate-limit window of each destination, tick
+    rl_pages: jnp.ndarray  # [N] pages migrated into the node in the current window
+
+
+@pytree_dataclass
 class Counters:
     """Event counters. ``acc`` is reset at each report row; ``tot`` runs over the whole run."""
     local_kib: jnp.ndarray  # KiB written to the thread's own node (per interval; 0 in ``tot``)
@@ -139,6 +161,7 @@ class State:
     migrated: Migrated
     sched: Sched
     khugepaged: Khugepaged
+    numab: Numab
     acc: Counters
     tot: Counters
 
@@ -186,8 +209,15 @@ def init_state(static: Static, params) -> State:
     # Stagger the CPUs' balance timers evenly over one interval, as their ticks are not aligned.
     next_balance = 1 + (jnp.arange(C, dtype=i32) * bt) // C
     sched = Sched(next_balance=next_balance.astype(i32), pending=jnp.zeros(C, bool))
+    numab = Numab(
+        scan_period=jnp.zeros(T, i32), node_stamp=jnp.zeros(T, i32), scan_seq=jnp.zeros(T, i32),
+        faults=jnp.zeros((T, N, 2), i32), faults_buf=jnp.zeros((T, N, 2), i32), locality=jnp.zeros((T, 2), i32),
+        preferred=jnp.full(T, -1, i32), migrate_retry=jnp.zeros(T, i32), group=jnp.arange(T, dtype=i32),
+        next_scan=jnp.zeros(M, i32), scan_offset=jnp.zeros(M, i32), mm_scan_seq=jnp.zeros(M, i32),
+        first_nid=jnp.full(M, -2, i32), next_reset=jnp.zeros(M, i32), rl_end=jnp.zeros(N, i32),
+        rl_pages=jnp.zeros(N, i32))
     return State(tick=z, free_pages=mp.node_pages - 0, pages=pages, tasks=tasks, mms=mms, scand=scand,
-                 migrated=migrated, sched=sched, khugepaged=Khugepaged(cursor=z, wake_tick=z),
+                 migrated=migrated, sched=sched, khugepaged=Khugepaged(cursor=z, wake_tick=z), numab=numab,
                  acc=zero_counters(), tot=zero_counters())
 
 

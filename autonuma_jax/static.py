@@ -30,6 +30,8 @@ class Static:
     report_ticks: int  # ticks per time-series row
     n_reports: int  # rows in the whole run
     check_invariants: bool = False
+    task_scan_units: int = 8  # most units one task-context scan covers (upstream policies)
+    policies: tuple = (0, 1)  # engine policies present in the bucket: only their phases are compiled
 
     # ---- derived shapes ------------------------------------------------------------------
     @property

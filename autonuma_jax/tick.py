@@ -17,7 +17,8 @@ import jax
 import jax.numpy as jnp
 
 from . import lifecycle
-from .config import POLICY_AUTONUMA24
+from .config import POLICY_AUTONUMA24, UPSTREAM
+from .policies import upstream
 from .mm import autonuma, khugepaged, memory, migrate
 from .ops import add_us
 from .physics import stream
@@ -151,6 +152,24 @@ def _phase_fns(static):
         return state, (moved, cost)
 
 
+    def _tscan_needed(state, params):
+        return upstream.scan_needed(state, params)
+
+    def _tscan(state, params):
+        state, cost = upstream.task_numa_work(state, params, static)
+        tasks = replace(state.tasks, debt_ns=state.tasks.debt_ns + cost)
+        return replace(state, tasks=tasks), jnp.sum(cost)
+
+    def _placement_needed(state, params):
+        return upstream.placement_needed(state, params)
+
+    def _placement(state, params):
+        state = upstream.task_numa_placement(state, params, static)
+        state, n, moved = upstream.task_numa_migrate(state, params, static)
+        cost = jnp.where(moved, params.knobs.costs.exchange_ns, 0)
+        tasks = replace(state.tasks, debt_ns=state.tasks.debt_ns + cost)
+        return replace(state, tasks=tasks), (n, jnp.sum(cost))
+
     def _compact_needed(state, params):
         return jnp.any(migrate.rings_to_compact(state.migrated, static))
 
@@ -179,11 +198,13 @@ def _phase_fns(static):
         inc = dict(local_kib=local_kib, total_kib=total_kib, hinting_faults=ast["hinting_faults"],
                    fault_pages=ast["fault_pages"], pages_queued=ast["pages_queued"], queue_overflows=ast["overflows"],
                    capped_ticks=jnp.sum(st.capped.astype(i32)), oom_pages=ast["oom"],
-                   fault_ns=jnp.sum(ast["fault_ns"]), exch_ns=jnp.sum(exch_ns), alloc_ns=jnp.sum(ast["alloc_ns"]))
+                   fault_ns=jnp.sum(ast["fault_ns"]) - ast["up_migrate_ns"], exch_ns=jnp.sum(exch_ns),
+                   alloc_ns=jnp.sum(ast["alloc_ns"]), up_migrated=ast["migrated"], up_migrate_ns=ast["up_migrate_ns"])
         return replace(state, tasks=tasks), inc
 
 
-    def _account(state, params, inc, scan_ns, mig_ns, coll_ns, moved_pages, n_exch, noise, pulled):
+    def _account(state, params, inc, scan_ns, mig_ns, coll_ns, moved_pages, n_exch, noise, pulled,
+                 up_scan_ns, up_moves, up_move_ns):
         """Daemons steal CPU time from the threads running where they run; counters."""
         N = static.n_nodes
         mp = params.machine
@@ -196,10 +217,14 @@ def _phase_fns(static):
         glob_ns = scan_ns + coll_ns  # unbound kernel threads
         share_glob = jnp.where(run, glob_ns // jnp.maximum(n_run, 1), 0)
         tasks = replace(tasks, debt_ns=tasks.debt_ns + share_node + share_glob)
-        ov = jnp.stack([scan_ns, inc["fault_ns"], jnp.sum(mig_ns), inc["exch_ns"], coll_ns]).astype(i32)
+        # upstream: its scans and synchronous migrations are paid by the tasks (already in their debt)
+        ov = jnp.stack([scan_ns + up_scan_ns, inc["fault_ns"], jnp.sum(mig_ns) + inc["up_migrate_ns"],
+                        inc["exch_ns"] + up_move_ns,
+                        coll_ns]).astype(i32)
         counts = dict(local_kib=inc["local_kib"], total_kib=inc["total_kib"], hinting_faults=inc["hinting_faults"],
                       fault_pages=inc["fault_pages"], pages_queued=inc["pages_queued"],
-                      pages_migrated=jnp.sum(moved_pages), exchanges=n_exch, noise_moves=noise.astype(i32),
+                      pages_migrated=jnp.sum(moved_pages) + inc["up_migrated"], exchanges=n_exch + up_moves,
+                      noise_moves=noise.astype(i32),
                       lb_moves=pulled.astype(i32), queue_overflows=inc["queue_overflows"],
                       capped_ticks=inc["capped_ticks"], oom_pages=inc["oom_pages"],
                       first_touch_us=inc["alloc_ns"] // 1000)
@@ -260,6 +285,13 @@ def _phases(state, params, static, batched):
     state, acc_inc = always(_advance, state, params, st, ast, moved)
     # 5. knuma_scand
     state, (flush, scan_ns) = gated(_scand_needed, _scand, state, params)
+    # 5b. upstream NUMA balancing: task-context scanning, placement (policies/upstream.py)
+    z = jnp.zeros_like(state.tick)  # batched (or not) like the state
+    up_scan_ns, up_moves, up_move_ns = z, z, z
+    if any(pid in UPSTREAM for pid in static.policies):
+        f2 = _phase_fns(static)
+        state, up_scan_ns = gated(f2["_tscan_needed"], f2["_tscan"], state, params)
+        state, (up_moves, up_move_ns) = gated(f2["_placement_needed"], f2["_placement"], state, params)
     # 6. knuma_migrated
     wake_all = always(lambda s, w, f: (s, w | (f & (s.migrated.nr_migrate_pages > 0))), state, wake, flush)[1]
     state, (moved_pages, mig_ns) = gated(_migrated_needed, _migrated, state, params, wake_all)
@@ -267,7 +299,8 @@ def _phases(state, params, static, batched):
     # 7. khugepaged
     state, coll_ns = gated(_khugepaged_needed, _khugepaged, state, params)
     # 8. accounting
-    state, _ = always(_account, state, params, acc_inc, scan_ns, mig_ns, coll_ns, moved_pages, n_exch, noise, pulled)
+    state, _ = always(_account, state, params, acc_inc, scan_ns, mig_ns, coll_ns, moved_pages, n_exch, noise, pulled,
+                      up_scan_ns, up_moves, up_move_ns)
     return state
 
 

@@ -109,6 +109,9 @@ def check_example(base, machine, knobs, bad_knob, bad_machine):
         raise AssertionError(e)
     cfg = mini(machine, "numa01", size_mib=64, loops=4, duration_s=TICKS / 1000, report_ms=TICKS,
                check_invariants=True, knobs=knobs)
+    if (bad_knob is None and knobs.get("autonuma.knuma_scand.pmd", 1) == 0
+            and knobs.get("transparent_hugepage.enabled", 1) == 0):
+        bad_knob = "autonuma.knuma_scand.pmd"  # pte-mode scanning needs 4 KiB units without THP
     invalid = bad_knob is not None or bad_machine is not None
     try:
         validate_run(cfg)

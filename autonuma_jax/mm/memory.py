@@ -16,6 +16,8 @@ from ..ops import bit, segment_first_min, sort_perm
 from ..pytree import replace
 from ..state import PMD_NUMA, PMD_THP, T_INIT
 from . import autonuma, mempolicy
+from ..config import UPSTREAM
+from ..policies import upstream
 
 i32 = jnp.int32
 BIG = jnp.iinfo(jnp.int32).max
@@ -121,6 +123,14 @@ def access(state, params, static, st, autonuma_on):
     gate = autonuma_on & (t_phase_mask == 0)
     state = replace(state, pages=pages, mms=mms, free_pages=free)
     state, wake, fstats = autonuma.numa_hinting_fault(state, params, static, x_unit, x_task, x_valid, gate, this_nid)
+    up_migrated, up_ns = jnp.int32(0), jnp.zeros(T, i32)
+    if any(pid in UPSTREAM for pid in static.policies):
+        # upstream NUMA balancing: the same fault events, its own filter and synchronous migration
+        state, ust = upstream.numa_fault(state, params, static, x_unit, x_task, x_valid & (t_phase_mask == 0),
+                                         this_nid, tasks.cpu[ts])
+        up_migrated, up_ns = ust["pages_migrated"], ust["migrate_ns"]
+        state = replace(state, migrated=replace(state.migrated,
+                                                pages_migrated=state.migrated.pages_migrated + up_migrated))
 
     # ---- costs of the faults, charged to the faulting threads -----------------------------------
     if static.unit_pages == 512:
@@ -130,9 +140,10 @@ def access(state, params, static, st, autonuma_on):
     else:
         pages_handled = jnp.sum(x_valid.reshape(-1, upf).astype(i32), axis=1)
     ev_cost = jnp.where(ev_valid, costs.hinting_fault_ns + pages_handled * costs.hinting_fault_per_page_ns, 0)
-    fault_ns = jax.ops.segment_sum(ev_cost, jnp.minimum(ev_task, T), num_segments=T + 1)[:T]
+    fault_ns = jax.ops.segment_sum(ev_cost, jnp.minimum(ev_task, T), num_segments=T + 1)[:T] + up_ns
 
     stats = dict(hinting_faults=n_events, fault_pages=fstats["fault_pages"], pages_queued=fstats["pages_queued"],
                  overflows=fstats["overflows"], oom=jnp.sum(jnp.where(oom, w, 0)), alloc_ns=alloc_ns,
+                 migrated=up_migrated, up_migrate_ns=jnp.sum(up_ns),
                  fault_ns=fault_ns)
     return state, wake, stats
