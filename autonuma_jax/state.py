@@ -181,7 +181,7 @@ def init_state(static: Static, params) -> State:
     z = jnp.zeros((), i32)
     pages = Pages(
         node=jnp.full(U, -1, i8), last_nid=jnp.full(U, -1, i8), migrate_nid=jnp.full(U, -1, i8),
-        migrate_seq=jnp.zeros(U, i32),
+        migrate_seq=jnp.full(U, -1, i32),  # also last_cpupid of the upstream policies: -1 = unset
         pte_numa=jnp.zeros(U if static.pte_faults else 0, u8),
         pmd_flags=jnp.zeros(static.n_pmds, u8),
     )

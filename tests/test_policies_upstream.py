@@ -1,0 +1,155 @@
+"""Rules of the upstream policies (spec §12) against the engine's functions on crafted states:
+balancenuma never migrates on a page's first fault and respects its rate limit; numa_balancing
+migrates on the first fault, adapts its scan period to locality, forms numa groups for threads
+sharing pages and moves tasks to their preferred node."""
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from autonuma_jax.policies import upstream
+from autonuma_jax.state import T_WORK
+
+from test_rules import HP, TINY2, Rig, to_np
+
+E = 64
+
+
+@pytest.fixture(scope="module")
+def rig():
+    return Rig(TINY2)
+
+
+@pytest.fixture(scope="module")
+def fns(rig):
+    s = rig.static
+    fault = jax.jit(lambda st, p, xu, xt, xv, tn, tc: upstream.numa_fault(st, p, s, xu, xt, xv, tn, tc))
+    scan = jax.jit(lambda st, p: upstream.task_numa_work(st, p, s))
+    place = jax.jit(lambda st, p: upstream.task_numa_placement(st, p, s))
+    migr = jax.jit(lambda st, p: upstream.task_numa_migrate(st, p, s))
+    return dict(fault=fault, scan=scan, place=place, migrate=migr)
+
+
+def faults(fns, S, p, events):
+    """events: [(unit, task, this_nid, this_cpu)] in time order."""
+    xu, xt, tn, tc = (np.zeros(E, np.int32) for _ in range(4))
+    xv = np.zeros(E, bool)
+    for i, (u, t, n, c) in enumerate(events):
+        xu[i], xt[i], tn[i], tc[i], xv[i] = u, t, n, c, True
+    S2, st = fns["fault"](S, p, xu, xt, xv, tn, tc)
+    return to_np(S2), {k: np.asarray(v) for k, v in st.items()}
+
+
+def running(S, tasks_cpus):
+    for t, c in tasks_cpus:
+        S.tasks.phase[t] = T_WORK
+        S.tasks.cpu[t] = c
+    return S
+
+
+CPU_N1 = 4  # TINY2: CPUs 0-3 on node 0, 4-7 on node 1
+
+
+def test_balancenuma_never_migrates_on_a_first_fault(rig, fns):
+    p = rig.p(policy="balancenuma")
+    S = running(rig.place(rig.state(p), [0, 1], 0), [(0, CPU_N1)])
+    S, st = faults(fns, S, p, [(0, 0, 1, CPU_N1)])
+    assert S.pages.node[0] == 0 and S.pages.last_nid[0] == 1 and st["pages_migrated"] == 0
+    S, st = faults(fns, S, p, [(0, 0, 1, CPU_N1)])  # second fault from the same node: migrate now
+    assert S.pages.node[0] == 1 and st["pages_migrated"] == HP
+    assert S.free_pages[1] == rig.state(p).free_pages[1] - HP
+    assert st["migrate_ns"][0] == HP * p.knobs.costs.migrate_per_page_ns  # paid by the faulting task
+    # a fault from another node first: the filter fails, the page stays
+    S, _ = faults(fns, S, p, [(1, 0, 1, CPU_N1), (1, 0, 0, 0)])
+    assert S.pages.node[1] == 0
+
+
+def test_balancenuma_rate_limit_per_window(rig, fns):
+    p = rig.p({"balancenuma.ratelimit_pages": 3 * HP, "balancenuma.migrate_interval_millisecs": 100},
+              policy="balancenuma")
+    units = list(range(8))
+    S = running(rig.place(rig.state(p), units, 0), [(0, CPU_N1)])
+    S, _ = faults(fns, S, p, [(u, 0, 1, CPU_N1) for u in units])  # primes last_nid
+    S = dataclasses.replace(S, tick=np.int32(5))
+    S, st = faults(fns, S, p, [(u, 0, 1, CPU_N1) for u in units])
+    assert st["pages_migrated"] == 3 * HP and (S.pages.node[:3] == 1).all() and (S.pages.node[3:8] == 0).all()
+    S, st = faults(fns, S, p, [(u, 0, 1, CPU_N1) for u in units[3:]])  # same window: nothing more
+    assert st["pages_migrated"] == 0
+    S = dataclasses.replace(S, tick=np.int32(int(S.numab.rl_end[1])))  # the next window
+    S, st = faults(fns, S, p, [(u, 0, 1, CPU_N1) for u in units[3:]])
+    assert st["pages_migrated"] == 3 * HP
+
+
+def test_balancenuma_slows_scanning_when_faults_do_not_migrate(rig, fns):
+    p = rig.p(policy="balancenuma")
+    S = running(rig.place(rig.state(p), [0, 1, 2], 0), [(0, 0)])
+    S.numab.scan_period[0] = 100
+    S, _ = faults(fns, S, p, [(0, 0, 0, 0), (1, 0, 0, 0), (2, 0, 0, 0)])  # local: nothing to migrate
+    assert S.numab.scan_period[0] == 130  # +10 ms per fault that did not migrate
+
+
+def test_numa_balancing_migrates_on_the_first_fault_and_counts_private_shared(rig, fns):
+    p = rig.p(policy="numa_balancing")
+    S = running(rig.place(rig.state(p), [0, 1], 0), [(0, CPU_N1), (1, CPU_N1 + 1)])
+    S, st = faults(fns, S, p, [(0, 0, 1, CPU_N1)])  # last_cpupid unset: first fault migrates
+    assert S.pages.node[0] == 1 and st["pages_migrated"] == HP
+    assert S.numab.faults_buf[0, 1, 0] == HP  # shared (no previous accessor), counted where it ended
+    S, _ = faults(fns, S, p, [(0, 0, 1, CPU_N1)])  # same task again: private
+    assert S.numab.faults_buf[0, 1, 1] == HP
+    S, _ = faults(fns, S, p, [(0, 1, 1, CPU_N1 + 1)])  # another task: shared
+    assert S.numab.faults_buf[1, 1, 0] == HP
+
+
+def test_numa_balancing_groups_form_for_threads_sharing_pages(rig, fns):
+    p = rig.p(policy="numa_balancing")
+    S = running(rig.place(rig.state(p), [0], 0), [(0, 0), (1, 1)])
+    assert S.numab.group[0] == 0 and S.numab.group[1] == 1
+    S, _ = faults(fns, S, p, [(0, 0, 0, 0)])
+    S, _ = faults(fns, S, p, [(0, 1, 0, 1)])  # task 0 runs on the recorded CPU 0: join its group
+    assert S.numab.group[1] == 0 and S.numab.group[0] == 0
+
+
+def test_numa_balancing_scan_period_adapts_to_locality(rig, fns):
+    p = rig.p(policy="numa_balancing")
+    base = running(rig.place(rig.state(p), [0, 1], 0), [(0, 0)])
+    base.numab.scan_period[0] = 4000
+    base.numab.scan_seq[0] = 0
+    base.numab.mm_scan_seq[0] = 1  # a new scan sequence: task_numa_placement runs
+    poor = dataclasses.replace(base, numab=dataclasses.replace(base.numab, locality=np.array(
+        [[900, 100]] + [[0, 0]] * (rig.static.n_tasks - 1), np.int32)))
+    poor.numab.faults_buf[0, 0, 1] = 1000  # private faults
+    good = dataclasses.replace(base, numab=dataclasses.replace(base.numab, locality=np.array(
+        [[50, 950]] + [[0, 0]] * (rig.static.n_tasks - 1), np.int32)))
+    good.numab.faults_buf[0, 0, 1] = 1000
+    sp = to_np(fns["place"](poor, p)).numab.scan_period[0]
+    sg = to_np(fns["place"](good, p)).numab.scan_period[0]
+    assert sp < 4000 < sg  # poor locality scans faster, good locality slower
+
+
+def test_numa_balancing_prefers_the_node_of_its_faults_and_moves_there(rig, fns):
+    p = rig.p(policy="numa_balancing")
+    S = running(rig.state(p), [(0, 0), (1, 1), (2, CPU_N1)])
+    S.numab.scan_seq[:] = 0
+    S.numab.mm_scan_seq[:] = 1
+    S.numab.faults_buf[0, 1, 1] = 4000  # task 0 faults mostly on node 1
+    S.numab.faults_buf[0, 0, 1] = 100
+    S = dataclasses.replace(S, tick=np.int32(10))
+    S = to_np(fns["place"](S, p))
+    assert S.numab.preferred[0] == 1 and S.numab.migrate_retry[0] == 10
+    S2, n, moved = fns["migrate"](S, p)
+    S2 = to_np(S2)
+    # node 1 runs one task, node 0 two: moving task 0 to an idle CPU of node 1 keeps the balance
+    assert int(n) == 1 and moved[0] and S2.tasks.cpu[0] >= CPU_N1
+
+
+def test_upstream_scanning_arms_scan_size_from_the_offset_and_wraps(rig, fns):
+    p = rig.p({"numa_balancing.numa_balancing_scan_size_mb": 4}, policy="numa_balancing")  # 2 units
+    S = running(rig.place(rig.state(p), [0, 1, 2, 3], 0), [(0, 0)])
+    S.tasks.exec_us[0] = 2_000_000  # past the scan delay
+    S, cost = fns["scan"](S, p)
+    S = to_np(S)
+    assert (S.pages.pmd_flags[:2] & 1).all() and not (S.pages.pmd_flags[2:4] & 1).any()
+    assert S.numab.scan_offset[0] == 2 and np.asarray(cost)[0] > 0
+    assert S.numab.scan_period[0] > 0  # slow start over
