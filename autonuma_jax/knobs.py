@@ -104,6 +104,21 @@ class NumaBalancing:
 
 
 @dataclass(frozen=True)
+class SchedNuma:
+    """The fault-driven home-node "sched-numa rewrite" (variant B of spec schednuma.md §3, as
+    re-posted 25 Oct 2012: B-late). /proc/sys/kernel/sched_numa_* and sched features."""
+    sched_numa_scan_period_min_ms: int = 100
+    sched_numa_scan_period_max_ms: int = 1600
+    sched_numa_scan_size_mb: int = 256
+    sched_numa_scan_delay_ms: int = 1000
+    sched_numa_settle_count: int = 2
+    numa_migration: int = 1  # feature NUMA_MIGRATION: act on the statistics (home node, migration)
+    numa_settle: int = 1  # feature NUMA_SETTLE: keep a home node for settle_count scan sequences
+    # [I] how often a busy CPU's load balancer tries the NUMA_PULL_BIAS exchange
+    balance_interval_millisecs: int = 100
+
+
+@dataclass(frozen=True)
 class Costs:
     """CPU cost of each kernel event, ns [I]. Charged to the thread that takes the event (faults,
     first touch, task exchange) or to the threads running on the daemon's node (knuma_migrated
@@ -140,6 +155,7 @@ class Knobs:
     autonuma: Autonuma = field(default_factory=Autonuma)
     balancenuma: Balancenuma = field(default_factory=Balancenuma)
     numa_balancing: NumaBalancing = field(default_factory=NumaBalancing)
+    sched_numa: SchedNuma = field(default_factory=SchedNuma)
     transparent_hugepage: TransparentHugepage = field(default_factory=TransparentHugepage)
     costs: Costs = field(default_factory=Costs)
     sched: Sched = field(default_factory=Sched)
@@ -180,6 +196,14 @@ RANGES: dict[str, tuple] = {
     "numa_balancing.period_threshold": (0, 10, "int"),
     "numa_balancing.imbalance_pct": (100, 1000, "int"),
     "numa_balancing.migrate_retry_millisecs": (1, 3_600_000, "int"),
+    "sched_numa.sched_numa_scan_period_min_ms": (1, 3_600_000, "int"),
+    "sched_numa.sched_numa_scan_period_max_ms": (1, 3_600_000, "int"),
+    "sched_numa.sched_numa_scan_size_mb": (1, 65536, "int"),
+    "sched_numa.sched_numa_scan_delay_ms": (0, 3_600_000, "int"),
+    "sched_numa.sched_numa_settle_count": (0, 1000, "int"),
+    "sched_numa.numa_migration": (0, 1, "flag"),
+    "sched_numa.numa_settle": (0, 1, "flag"),
+    "sched_numa.balance_interval_millisecs": (1, 60_000, "int"),
     "transparent_hugepage.enabled": (0, 1, "flag"),
     "transparent_hugepage.khugepaged.pages_to_scan": (1, 1 << 24, "int"),
     "transparent_hugepage.khugepaged.scan_sleep_millisecs": (0, 3_600_000, "int"),

@@ -53,6 +53,16 @@ class WorkloadParams:
     mm_start: np.ndarray  # [M] first unit (pmd aligned)
     mm_len: np.ndarray  # [M] units (whole pmds)
     mm_vma_bind: np.ndarray  # [M] node mask of an explicit VMA policy (0 = none)
+    # work-phase cycle (workloads/base.py): cyc_work passes over the work region, then cyc_alt passes
+    # over the alternate region, repeated; cyc_alt = 0 (alt_start = work_start, alt_len = 1): none
+    alt_start: np.ndarray  # [T] global unit index
+    alt_len: np.ndarray  # [T] units
+    cyc_work: np.ndarray  # [T] >= 1
+    cyc_alt: np.ndarray  # [T] >= 0
+    mm_respawns: np.ndarray  # [M] processes a slot runs after its first (0 = an ordinary process)
+    # [S] 0..S-1: S = page units of the largest slot with respawns (whole pmds), 0 when there is none.
+    # Only its *shape* is used: the static capacity of the per-tick slot reset (lifecycle.exit_mms).
+    slot_lane: np.ndarray
 
 
 @pytree_dataclass
@@ -84,6 +94,9 @@ class Derived:
     up_period_threshold: np.ndarray
     up_imbalance_pct: np.ndarray
     up_retry_ms: np.ndarray
+    up_mm_interval_ms: np.ndarray  # per-process scan interval (wall): -1 = the task's period (3.8/3.13)
+    up_settle: np.ndarray  # sched_numa: scan sequences a new home node must wait (0 = no settling)
+    up_pull_ticks: np.ndarray  # sched_numa: NUMA_PULL_BIAS interval of a busy CPU
     pmd: np.ndarray  # effective knuma_scand/pmd
 
 
@@ -101,7 +114,7 @@ def _register_knobs():
     import jax
     from . import knobs as K
     for cls in (K.KnumaScand, K.KnumaMigrated, K.Scheduler, K.Autonuma, K.Khugepaged, K.TransparentHugepage,
-                K.Costs, K.Sched, K.Balancenuma, K.NumaBalancing, K.Knobs):
+                K.Costs, K.Sched, K.Balancenuma, K.NumaBalancing, K.SchedNuma, K.Knobs):
         try:
             jax.tree_util.register_dataclass(cls, data_fields=[f.name for f in __import__("dataclasses").fields(cls)],
                                              meta_fields=[])
@@ -174,10 +187,18 @@ def build_params(cfg: RunConfig, static: Static) -> Params:
         rows.append((t.mm, i_s, i_l, t.init_passes, t.init_bind_mask, int(t.init_bind_by_slice),
                      w_s, w_l, t.work_passes, t.work_bind_mask, t.cpus_allowed or full, t.start_after))
     a = np.array(rows, dtype=np.int64).T.astype(i32)
+    cyc = np.array([(*region(t, t.alt_offset, t.alt_len), t.cycle_work, t.cycle_alt)
+                    if t.work_passes and t.cycle_alt else (row[6], 1, 1, 0)
+                    for t, row in zip(wl.threads, rows)], np.int64).T.astype(i32)
+    upp = static.units_per_pmd
+    slot_units = max([-(-int(n) // upp) * upp for n, p in zip(mm_len, wl.processes) if p.respawns > 0], default=0)
     wp = WorkloadParams(task_mm=a[0], init_start=a[1], init_len=a[2], init_passes=a[3], init_bind=a[4],
                         init_by_slice=a[5], work_start=a[6], work_len=a[7], work_passes=a[8], work_bind=a[9],
                         cpus_allowed=a[10], start_after=a[11], mm_start=mm_start, mm_len=mm_len,
-                        mm_vma_bind=np.array([p.vma_bind_mask for p in wl.processes], i32))
+                        mm_vma_bind=np.array([p.vma_bind_mask for p in wl.processes], i32),
+                        alt_start=cyc[0], alt_len=cyc[1], cyc_work=cyc[2], cyc_alt=cyc[3],
+                        mm_respawns=np.array([p.respawns for p in wl.processes], i32),
+                        slot_lane=np.arange(slot_units, dtype=i32))
     k = cfg.knobs
     tn = static.tick_ns
     noise_p = min(1.0, k.sched.noise_migrations_per_sec * tick_s)
@@ -186,7 +207,8 @@ def build_params(cfg: RunConfig, static: Static) -> Params:
         scan_sleep_ticks=np.asarray(_ms_ticks(k.autonuma.knuma_scand.scan_sleep_millisecs, tn), i32),
         pass_sleep_half_ticks=np.asarray(_ms_ticks(k.autonuma.knuma_scand.scan_sleep_pass_millisecs // 2, tn), i32),
         migrate_sleep_ticks=np.asarray(_ms_ticks(k.autonuma.knuma_migrated.migrate_sleep_millisecs, tn), i32),
-        balance_ticks=np.asarray(_ms_ticks(k.autonuma.balance_interval_millisecs, tn), i32),
+        balance_ticks=np.asarray(_ms_ticks(k.sched_numa.balance_interval_millisecs if cfg.policy == "sched_numa"
+                                           else k.autonuma.balance_interval_millisecs, tn), i32),
         khugepaged_sleep_ticks=np.asarray(_ms_ticks(k.transparent_hugepage.khugepaged.scan_sleep_millisecs, tn), i32),
         noise_threshold=np.asarray(int(round(noise_p * (1 << 24))), i32),
         phase_jitter_ns=np.asarray(tn * k.sched.phase_jitter_permille // 1000, i32),
@@ -207,22 +229,35 @@ def build_params(cfg: RunConfig, static: Static) -> Params:
 
 
 def _upstream_derived(cfg: RunConfig, static: Static) -> dict:
-    from .config import POLICY_BALANCENUMA
+    from .config import POLICY_BALANCENUMA, POLICY_SCHED_NUMA
     k = cfg.knobs
-    b, n = k.balancenuma, k.numa_balancing
-    g = b if cfg.engine_policy == POLICY_BALANCENUMA else n
-    mb = g.numa_balancing_scan_size_mb
-    v = dict(
-        up_scan_delay_ms=g.numa_balancing_scan_delay_ms, up_period_min_ms=g.numa_balancing_scan_period_min_ms,
-        up_period_max_ms=g.numa_balancing_scan_period_max_ms, up_reset_ms=b.numa_balancing_scan_period_reset,
-        up_scan_mb=mb, up_scan_units=-(-mb * 256 // static.unit_pages), up_rl_window_ms=g.migrate_interval_millisecs,
-        up_rl_pages=g.ratelimit_pages, up_numa_force=b.numa_force, up_period_threshold=n.period_threshold,
-        up_imbalance_pct=n.imbalance_pct, up_retry_ms=n.migrate_retry_millisecs)
+    b, n, sn = k.balancenuma, k.numa_balancing, k.sched_numa
+    if cfg.engine_policy == POLICY_SCHED_NUMA:
+        mb = sn.sched_numa_scan_size_mb
+        v = dict(up_scan_delay_ms=sn.sched_numa_scan_delay_ms, up_period_min_ms=sn.sched_numa_scan_period_min_ms,
+                 up_period_max_ms=sn.sched_numa_scan_period_max_ms, up_rl_window_ms=100, up_rl_pages=2**30,
+                 up_mm_interval_ms=2 * sn.sched_numa_scan_period_min_ms,  # one scan per process per 2 x min
+                 up_settle=sn.sched_numa_settle_count if sn.numa_settle else 0)
+    else:
+        g = b if cfg.engine_policy == POLICY_BALANCENUMA else n
+        mb = g.numa_balancing_scan_size_mb
+        v = dict(up_scan_delay_ms=g.numa_balancing_scan_delay_ms, up_period_min_ms=g.numa_balancing_scan_period_min_ms,
+                 up_period_max_ms=g.numa_balancing_scan_period_max_ms, up_rl_window_ms=g.migrate_interval_millisecs,
+                 up_rl_pages=g.ratelimit_pages, up_mm_interval_ms=-1, up_settle=0)
+    v.update(up_reset_ms=b.numa_balancing_scan_period_reset, up_scan_mb=mb,
+             up_scan_units=-(-mb * 256 // static.unit_pages), up_numa_force=b.numa_force,
+             up_period_threshold=n.period_threshold, up_imbalance_pct=n.imbalance_pct,
+             up_retry_ms=n.migrate_retry_millisecs, up_pull_ticks=_ms_ticks(sn.balance_interval_millisecs, static.tick_ns))
     return {key: np.asarray(val, i32) for key, val in v.items()}
 
 
 def stack(params: Sequence[Params]) -> Params:
+    import dataclasses
     import jax
+    # the slot-reset capacity is the batch's largest (configurations of one shape may differ in it)
+    s = max(len(p.workload.slot_lane) for p in params)
+    params = [dataclasses.replace(p, workload=dataclasses.replace(p.workload, slot_lane=np.arange(s, dtype=i32)))
+              if len(p.workload.slot_lane) != s else p for p in params]
     return jax.tree_util.tree_map(lambda *xs: np.stack(xs), *params)
 
 

@@ -62,6 +62,8 @@ class Mms:
     mm_numa_fault_pass: jnp.ndarray  # [M]
     node_pages: jnp.ndarray  # [M, N] 4 KiB pages of each process on each node (the nmstat view)
     queued_pages: jnp.ndarray  # [M, N] pages of each process queued towards each node
+    generation: jnp.ndarray  # [M] processes of the slot that exited and were replaced (respawns done)
+    exits_with_stats: jnp.ndarray  # [M] processes of the slot that exited with mm_numa_fault_tot > 0
 
 
 @pytree_dataclass
@@ -114,6 +116,7 @@ class Numab:
     preferred: jnp.ndarray  # [T] numa_preferred_nid (-1 = none)
     migrate_retry: jnp.ndarray  # [T] tick of the next task_numa_migrate attempt (0 = none)
     group: jnp.ndarray  # [T] numa_group, as the index of its first member (a task alone: itself)
+    home_seq: jnp.ndarray  # [T] sched_numa: numa_migrate_seq, the scan sequence of the last home change
     next_scan: jnp.ndarray  # [M] mm->numa_next_scan, tick
     scan_offset: jnp.ndarray  # [M] mm->numa_scan_offset, unit inside the mm
     mm_scan_seq: jnp.ndarray  # [M] mm->numa_scan_seq
@@ -197,6 +200,7 @@ def init_state(static: Static, params) -> State:
         alive=jnp.ones(M, bool), exited=jnp.zeros(M, bool), mm_numa_fault=jnp.zeros((M, N), i32),
         mm_numa_fault_tot=jnp.zeros(M, i32), mm_numa_fault_pass=jnp.zeros(M, i32),
         node_pages=jnp.zeros((M, N), i32), queued_pages=jnp.zeros((M, N), i32),
+        generation=jnp.zeros(M, i32), exits_with_stats=jnp.zeros(M, i32),
     )
     scand = Scand(phase=jnp.asarray(0, i32), wake_tick=z, mm=jnp.asarray(-1, i32), addr=z, progress=z,
                   pass_progress=z, call_progress=z, fault_tmp=jnp.zeros(N, i32), full_scans=z, pages_scanned=z)
@@ -213,6 +217,7 @@ def init_state(static: Static, params) -> State:
         scan_period=jnp.zeros(T, i32), node_stamp=jnp.zeros(T, i32), scan_seq=jnp.zeros(T, i32),
         faults=jnp.zeros((T, N, 2), i32), faults_buf=jnp.zeros((T, N, 2), i32), locality=jnp.zeros((T, 2), i32),
         preferred=jnp.full(T, -1, i32), migrate_retry=jnp.zeros(T, i32), group=jnp.arange(T, dtype=i32),
+        home_seq=jnp.full(T, -1, i32),
         next_scan=jnp.zeros(M, i32), scan_offset=jnp.zeros(M, i32), mm_scan_seq=jnp.zeros(M, i32),
         first_nid=jnp.full(M, -2, i32), next_reset=jnp.zeros(M, i32), rl_end=jnp.zeros(N, i32),
         rl_pages=jnp.zeros(N, i32))

@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 
 from . import lifecycle
-from .config import POLICY_AUTONUMA24, UPSTREAM
-from .policies import upstream
+from .config import POLICY_AUTONUMA24, POLICY_SCHED_NUMA, UPSTREAM
+from .policies import schednuma, upstream
 from .mm import autonuma, khugepaged, memory, migrate
 from .ops import add_us
 from .physics import stream
@@ -52,6 +52,11 @@ def _phase_fns(static):
     def _autonuma_on(params):
         return (params.policy == POLICY_AUTONUMA24) & (params.knobs.autonuma.enabled == 1)
 
+    def _affinity_on(params):
+        """task_selected_nid steers CFS and allocation: AutoNUMA24, and sched_numa's home node."""
+        return _autonuma_on(params) | ((params.policy == POLICY_SCHED_NUMA)
+                                       & (params.knobs.sched_numa.numa_migration == 1))
+
 
     def _draws(state, params):
         d = params.derived
@@ -68,7 +73,7 @@ def _phase_fns(static):
 
 
     def _start(state, params):
-        return lifecycle.start_one_task(state, params, static, _autonuma_on(params)), None
+        return lifecycle.start_one_task(state, params, static, _affinity_on(params)), None
 
 
     def _noise_needed(state, params, draws):
@@ -76,7 +81,7 @@ def _phase_fns(static):
 
 
     def _noise(state, params, draws):
-        tasks, moved = fair.noise_move(state.tasks, draws, params, static, _autonuma_on(params))
+        tasks, moved = fair.noise_move(state.tasks, draws, params, static, _affinity_on(params))
         return replace(state, tasks=tasks), moved
 
 
@@ -85,7 +90,7 @@ def _phase_fns(static):
 
 
     def _lb(state, params):
-        tasks, pulled = fair.load_balance(state.tasks, params, static, _autonuma_on(params),
+        tasks, pulled = fair.load_balance(state.tasks, params, static, _affinity_on(params),
                                           params.knobs.autonuma.scheduler.load_balance_strict)
         return replace(state, tasks=tasks), pulled
 
@@ -95,9 +100,13 @@ def _phase_fns(static):
 
 
     def _balance(state, params):
+        fire = state.tick >= state.sched.next_balance
         tasks, sched, n_exch, moved = numa.sched_autonuma_balance(state, params, static,
                                                                   params.policy == POLICY_AUTONUMA24,
                                                                   params.knobs.autonuma.enabled)
+        if POLICY_SCHED_NUMA in static.policies:  # sched_numa's NUMA_PULL_BIAS on the same timers
+            tasks, n2, moved2 = schednuma.pull_bias(replace(state, tasks=tasks), params, static, fire)
+            n_exch, moved = n_exch + n2, moved | moved2
         return replace(state, tasks=tasks, sched=sched), (n_exch, moved)
 
 
@@ -113,7 +122,7 @@ def _phase_fns(static):
         sib = sibling_busy(nr, mp.cpu_core, static.n_cpus)[cpu]
         sib_slow = jnp.where(sib, mp.smt_slow, f32(1.0))
         tasks = replace(tasks, debt_ns=tasks.debt_ns - pay, exec_us=tasks.exec_us + share // 1000)
-        st = stream(tasks, state.pages, params, static, draws, budget, run, sib_slow, _autonuma_on(params))
+        st = stream(tasks, state.pages, params, static, draws, budget, run, sib_slow, _affinity_on(params))
         return replace(state, tasks=tasks), st
 
 
@@ -164,6 +173,8 @@ def _phase_fns(static):
         return upstream.placement_needed(state, params)
 
     def _placement(state, params):
+        if POLICY_SCHED_NUMA in static.policies:
+            state = upstream.schednuma_placement(state, params, static)
         state = upstream.task_numa_placement(state, params, static)
         state, n, moved = upstream.task_numa_migrate(state, params, static)
         cost = jnp.where(moved, params.knobs.costs.exchange_ns, 0)

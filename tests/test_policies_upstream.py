@@ -153,3 +153,82 @@ def test_upstream_scanning_arms_scan_size_from_the_offset_and_wraps(rig, fns):
     assert (S.pages.pmd_flags[:2] & 1).all() and not (S.pages.pmd_flags[2:4] & 1).any()
     assert S.numab.scan_offset[0] == 2 and np.asarray(cost)[0] > 0
     assert S.numab.scan_period[0] > 0  # slow start over
+
+
+# ---- sched_numa (variant B) ------------------------------------------------------------------------
+def test_sched_numa_home_node_follows_faults_after_settling(rig, fns):
+    import jax as _jax
+    s = rig.static
+    place = _jax.jit(lambda st, p: upstream.schednuma_placement(st, p, s))
+    p = rig.p(policy="sched_numa")
+    S = running(rig.state(p), [(0, 0)])
+    S.numab.scan_period[0] = 400
+    S.numab.faults_buf[0, 1, 0] = 1000  # faults on node 1
+    S.numab.mm_scan_seq[0] = 1
+    S = to_np(place(S, p))
+    # home_seq starts at -1: 1 - (-1) = 2 <= settle_count (2): NUMA_SETTLE keeps the old home (none)
+    assert S.numab.preferred[0] == -1 and S.numab.scan_period[0] == 100  # changed: back to the minimum
+    assert S.numab.faults[0, 1, 0] == 500  # halved once per sequence
+    S.numab.faults_buf[0, 1, 0] = 1000
+    S.numab.mm_scan_seq[0] = 2
+    S = to_np(place(S, p))
+    # 2 - (-1) = 3 > settle_count: the home node moves to the node with most faults
+    assert S.numab.preferred[0] == 1 and S.tasks.task_selected_nid[0] == 1 and S.numab.home_seq[0] == 2
+    S.numab.faults_buf[0, 0, 0] = 5000  # now node 0 leads: a new home must wait settle_count sequences
+    S.numab.mm_scan_seq[0] = 3
+    S = to_np(place(S, p))
+    assert S.numab.preferred[0] == 1  # 3 - 2 = 1 <= 2: settling
+    S.numab.faults_buf[0, 1, 0] = 100000  # node 1 again
+    S.numab.mm_scan_seq[0] = 4
+    per = S.numab.scan_period[0]
+    S = to_np(place(S, p))
+    assert S.numab.scan_period[0] == min(2 * per, 1600)  # unchanged home: back off
+
+
+def test_sched_numa_migrates_only_for_tasks_with_a_home(rig, fns):
+    p = rig.p(policy="sched_numa")
+    S = running(rig.place(rig.state(p), [0], 0), [(0, CPU_N1)])
+    S, _ = faults(fns, S, p, [(0, 0, 1, CPU_N1)])
+    S, st = faults(fns, S, p, [(0, 0, 1, CPU_N1)])  # last_nid matches but no home node yet
+    assert S.pages.node[0] == 0 and st["pages_migrated"] == 0
+    S.numab.preferred[0] = 1
+    S, st = faults(fns, S, p, [(0, 0, 1, CPU_N1)])
+    assert S.pages.node[0] == 1 and st["pages_migrated"] == HP  # no rate limit in sched_numa
+
+
+def test_sched_numa_pull_bias_swaps_tasks_towards_their_home(rig):
+    import jax as _jax
+    from autonuma_jax.policies import schednuma
+    s = rig.static
+    pull = _jax.jit(lambda st, p, fire: schednuma.pull_bias(st, p, s, fire))
+    p = rig.p(policy="sched_numa")
+    S = running(rig.state(p), [(0, 0), (1, CPU_N1)])
+    S.numab.preferred[0] = 1  # task 0 runs on node 0, its home is node 1
+    S.numab.preferred[1] = -1  # task 1 (node 1) has no home
+    fire = np.zeros(s.n_cpus, bool)
+    fire[CPU_N1] = True  # CPU 4 (node 1) balances: its task is non-NUMA, task 0 wants node 1
+    tasks, n, moved = pull(S, p, fire)
+    tasks = to_np(tasks)
+    assert int(n) == 1 and tasks.cpu[0] == CPU_N1 and tasks.cpu[1] == 0 and moved[0] and moved[1]
+
+
+def test_every_policy_alone_equals_inside_a_mixed_batch():
+    """The phases of other policies compiled into a batch leave a configuration untouched."""
+    from autonuma_jax.config import POLICIES
+    from autonuma_jax.simulate import Bucket
+    from conftest import mini
+    pols = sorted(POLICIES)
+    cfgs = [mini(policy=pn, seed=3, duration_s=1.5, knobs={"balancenuma.numa_balancing_scan_delay_ms": 100,
+                                                           "numa_balancing.numa_balancing_scan_delay_ms": 100,
+                                                           "sched_numa.sched_numa_scan_delay_ms": 100})
+            for pn in pols]
+    batch = Bucket.build(cfgs).run(reports_per_chunk=3, stop_when_done=False)
+    for cfg, rb in zip(cfgs, batch):
+        ra = Bucket.build([cfg]).run(reports_per_chunk=3, stop_when_done=False)[0]
+        for k in ra.rows:
+            assert np.array_equal(ra.rows[k], rb.rows[k]), (cfg.policy, k)
+        for k in ra.final:
+            assert np.array_equal(ra.final[k], rb.final[k]), (cfg.policy, k)
+    by = {r.config.policy: r.summary() for r in batch}
+    assert by["numa_balancing"]["hinting_faults"] > 0 and by["balancenuma"]["hinting_faults"] > 0
+    assert by["sched_numa"]["hinting_faults"] > 0

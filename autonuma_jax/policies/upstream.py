@@ -30,7 +30,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ..config import POLICY_BALANCENUMA, POLICY_NUMA_BALANCING
+from ..config import POLICY_BALANCENUMA, POLICY_NUMA_BALANCING, POLICY_SCHED_NUMA
 from ..ops import bit, first_argmax, permille
 from ..pytree import replace
 from ..sched.runqueue import curr, nr_running, runnable
@@ -46,10 +46,11 @@ def kind(params):
 
 
 def upstream_on(params):
-    """Scanning and faults are active: balancenuma, or numa_balancing with kernel.numa_balancing=1."""
+    """Scanning and faults are active: balancenuma, sched_numa, or numa_balancing with
+    kernel.numa_balancing=1."""
     p = params.policy
-    return (p == POLICY_BALANCENUMA) | ((p == POLICY_NUMA_BALANCING)
-                                        & (params.knobs.numa_balancing.numa_balancing == 1))
+    return ((p == POLICY_BALANCENUMA) | (p == POLICY_SCHED_NUMA)
+            | ((p == POLICY_NUMA_BALANCING) & (params.knobs.numa_balancing.numa_balancing == 1)))
 
 
 def _ms_to_ticks(ms, static):
@@ -104,7 +105,8 @@ def task_numa_work(state, params, static):
     winner = jax.ops.segment_min(jnp.where(cand, ids, T), mm, num_segments=M)  # [M] the cmpxchg winner
     scans = winner < T
     w = jnp.minimum(winner, T - 1)
-    next_scan = jnp.where(scans, tick + _ms_to_ticks(period[w], static), nb.next_scan)
+    interval = jnp.where(d.up_mm_interval_ms >= 0, d.up_mm_interval_ms, period[w])
+    next_scan = jnp.where(scans, tick + _ms_to_ticks(interval, static), nb.next_scan)
     # 3.8: reset the scan period to the minimum every scan_period_reset
     reset = scans & is38 & (tick >= nb.next_reset)
     next_reset = jnp.where(reset, tick + _ms_to_ticks(d.up_reset_ms, static), nb.next_reset)
@@ -182,13 +184,21 @@ def numa_fault(state, params, static, x_unit, x_task, x_valid, this_nid, this_cp
     prev_nid = jnp.where(prev >= 0, mp.cpu_node[jnp.clip(prev_cpu, 0, static.n_cpus - 1)], -1)
     want313 = (prev < 0) | (prev_nid == this_nid)
     private = (prev >= 0) & (prev_task == t)
-    want = g & jnp.where(is38, want38, want313) & (page_nid != this_nid)
+    # sched_numa: the two-sample last_nid rule, and only for a task that has a home node (the home
+    # policy carries MPOL_F_MOF; with NUMA_MIGRATION off nothing acts on the statistics)
+    isB = params.policy == POLICY_SCHED_NUMA
+    wantB = want38 & (nb.preferred[t] >= 0) & (params.knobs.sched_numa.numa_migration == 1)
+    want = g & jnp.where(is38, want38, jnp.where(isB, wantB, want313)) & (page_nid != this_nid)
+    private = private & ~isB & ~is38  # only 3.13 tells private from shared
 
-    # rate limit + room, granted in fault order per destination
-    window_over = tick >= nb.rl_end
+    # rate limit + room, granted in fault order per destination. A node's window restarts lazily, at
+    # the first migration attempt after it ended (numamigrate_update_ratelimit), so a tick without
+    # faults leaves it alone.
+    nodes = jnp.arange(N, dtype=i32)[None, :]
+    tried = jnp.any(want[:, None] & (this_nid[:, None] == nodes), axis=0)
+    window_over = tried & (tick >= nb.rl_end)
     rl_pages = jnp.where(window_over, 0, nb.rl_pages)
     rl_end = jnp.where(window_over, tick + _ms_to_ticks(d.up_rl_window_ms, static), nb.rl_end)
-    nodes = jnp.arange(N, dtype=i32)[None, :]
     onehot = (want[:, None] & (this_nid[:, None] == nodes)).astype(i32) * w
     cum = jnp.take_along_axis(jnp.cumsum(onehot, axis=0), jnp.clip(this_nid, 0, N - 1)[:, None], axis=1)[:, 0]
     dn = jnp.clip(this_nid, 0, N - 1)
@@ -230,7 +240,8 @@ def numa_fault(state, params, static, x_unit, x_task, x_valid, this_nid, this_cp
     cur = curr(tasks, static.n_cpus)
     other = cur[jnp.clip(prev_cpu, 0, static.n_cpus - 1)]
     same_mm = wp.task_mm[jnp.maximum(other, 0)] == wp.task_mm[t]
-    join = (g & ~is38 & (prev >= 0) & ~private & (other >= 0) & (other == prev_task) & same_mm)
+    is313 = params.policy == POLICY_NUMA_BALANCING
+    join = (g & is313 & (prev >= 0) & ~private & (other >= 0) & (other == prev_task) & same_mm)
     gid_other = nb.group[jnp.maximum(other, 0)]
     size = jax.ops.segment_sum(jnp.ones(T, i32), nb.group, num_segments=T)
     mine = nb.group[t]
@@ -255,8 +266,41 @@ def placement_needed(state, params):
     nb = state.numab
     seq_changed = nb.scan_seq != nb.mm_scan_seq[params.workload.task_mm]
     retry = (nb.migrate_retry > 0) & (state.tick >= nb.migrate_retry)
-    return jnp.any((params.policy == POLICY_NUMA_BALANCING) & upstream_on(params) & runnable(state.tasks)
-                   & (seq_changed | retry))
+    is313 = params.policy == POLICY_NUMA_BALANCING
+    isB = params.policy == POLICY_SCHED_NUMA
+    return jnp.any((is313 | isB) & upstream_on(params) & runnable(state.tasks) & (seq_changed | (is313 & retry)))
+
+
+def schednuma_placement(state, params, static):
+    """sched_numa (variant B, §3.3-3.4) once per scan sequence: the node with most faults (before
+    halving) becomes the home node, after NUMA_SETTLE's wait; scanning resets to the minimum when
+    the home node changes and backs off (x2) while it stays. The home node is mirrored into
+    ``task_selected_nid`` so that allocation (the home-node mempolicy, B20) and CFS (NUMA_HOT,
+    NUMA_BIAS) prefer it."""
+    tasks, nb = state.tasks, state.numab
+    d = params.derived
+    on = (params.policy == POLICY_SCHED_NUMA) & upstream_on(params)
+    mseq = nb.mm_scan_seq[params.workload.task_mm]
+    new = on & runnable(tasks) & (nb.scan_seq != mseq)
+    counts = nb.faults[:, :, 0] + nb.faults_buf[:, :, 0]
+    has = jnp.sum(counts, axis=1) > 0
+    max_node = first_argmax(counts, axis=1)
+    faults0 = jnp.right_shift(counts, 1)
+    faults = jnp.where(new[:, None, None], jnp.stack([faults0, jnp.zeros_like(faults0)], axis=2), nb.faults)
+    faults_buf = jnp.where(new[:, None, None], 0, nb.faults_buf)
+    change = new & has & (max_node != nb.preferred)
+    stay = new & has & (max_node == nb.preferred)
+    _, smax = scan_bounds(state, params, static)
+    period = jnp.where(change, d.up_period_min_ms, jnp.where(stay, jnp.minimum(smax, nb.scan_period * 2),
+                                                                 nb.scan_period))
+    settling = (d.up_settle > 0) & (mseq - nb.home_seq <= d.up_settle)
+    move = change & ~settling & (params.knobs.sched_numa.numa_migration == 1)
+    home = jnp.where(move, max_node, nb.preferred)
+    home_seq = jnp.where(move, mseq, nb.home_seq)
+    sel = jnp.where(on & (params.knobs.sched_numa.numa_migration == 1), home, tasks.task_selected_nid)
+    nb = replace(nb, scan_seq=jnp.where(new, mseq, nb.scan_seq), faults=faults, faults_buf=faults_buf,
+                 scan_period=period, preferred=home, home_seq=home_seq)
+    return replace(state, numab=nb, tasks=replace(tasks, task_selected_nid=sel))
 
 
 def group_faults(nb, T):
