@@ -22,8 +22,9 @@ POLICY_AUTONUMA24 = 1
 POLICY_BALANCENUMA = 2  # Linux 3.8 (policies/upstream.py)
 POLICY_NUMA_BALANCING = 3  # Linux 3.13 (policies/upstream.py)
 POLICY_SCHED_NUMA = 4  # Peter Zijlstra's fault-driven home-node "sched-numa rewrite" (policies/schednuma.py)
+POLICY_NUMA_CORE = 5  # numa/core "adaptive NUMA affinity", v18 / unified tree (policies/numacore.py)
 # policies that scan from task context and handle hinting faults in policies/upstream.py
-UPSTREAM = (POLICY_BALANCENUMA, POLICY_NUMA_BALANCING, POLICY_SCHED_NUMA)
+UPSTREAM = (POLICY_BALANCENUMA, POLICY_NUMA_BALANCING, POLICY_SCHED_NUMA, POLICY_NUMA_CORE)
 
 # User-facing policy names -> (engine policy, workload variant). hard_bind / inverse_bind are the
 # benchmark's own numactl-style bindings run on the `none` kernel (spec §10.1).
@@ -35,6 +36,7 @@ POLICIES = {
     "balancenuma": (POLICY_BALANCENUMA, None),
     "numa_balancing": (POLICY_NUMA_BALANCING, None),
     "sched_numa": (POLICY_SCHED_NUMA, None),
+    "numa_core": (POLICY_NUMA_CORE, None),
 }
 
 PAGE_UNITS = {"2M": UNIT_2M, "4K": UNIT_4K}
@@ -181,7 +183,7 @@ def task_scan_limit(knobs: Knobs, unit_pages: int) -> int:
     """Page units one task-context scan (task_numa_work) covers: the larger of the two upstream
     policies' scan_size_mb, so that one capacity fits whichever the configuration uses."""
     mb = max(knobs.balancenuma.numa_balancing_scan_size_mb, knobs.numa_balancing.numa_balancing_scan_size_mb,
-             knobs.sched_numa.sched_numa_scan_size_mb)
+             knobs.sched_numa.sched_numa_scan_size_mb, knobs.numa_core.sched_numa_scan_size_max_mb)
     return -(-mb * 256 // unit_pages)
 
 

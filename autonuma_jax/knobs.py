@@ -119,6 +119,21 @@ class SchedNuma:
 
 
 @dataclass(frozen=True)
+class NumaCore:
+    """numa/core "adaptive NUMA affinity", v18 / unified tree v1 (variant C of spec schednuma.md §4,
+    /proc/sys/kernel/sched_numa_* and the constants of §4.9)."""
+    sched_numa_scan_delay_ms: int = 1000
+    sched_numa_scan_period_min_ms: int = 100
+    sched_numa_scan_period_max_ms: int = 1600
+    sched_numa_scan_size_min_mb: int = 32
+    sched_numa_scan_size_max_mb: int = 512
+    sched_numa_rss_threshold_mb: int = 128  # smaller processes are not NUMA candidates (0 = off)
+    converged_permille: int = 900  # strength >= 921/1024 (= 900 per mille) makes max node the convergence node
+    placement_interval_millisecs: int = 1000  # placement at least once per wall-clock second
+    buddy_quorum: int = 3  # NUMA_POLICY_MANYBUDDIES: interleave over nodes with >= 3 buddies
+
+
+@dataclass(frozen=True)
 class Costs:
     """CPU cost of each kernel event, ns [I]. Charged to the thread that takes the event (faults,
     first touch, task exchange) or to the threads running on the daemon's node (knuma_migrated
@@ -156,6 +171,7 @@ class Knobs:
     balancenuma: Balancenuma = field(default_factory=Balancenuma)
     numa_balancing: NumaBalancing = field(default_factory=NumaBalancing)
     sched_numa: SchedNuma = field(default_factory=SchedNuma)
+    numa_core: NumaCore = field(default_factory=NumaCore)
     transparent_hugepage: TransparentHugepage = field(default_factory=TransparentHugepage)
     costs: Costs = field(default_factory=Costs)
     sched: Sched = field(default_factory=Sched)
@@ -204,6 +220,15 @@ RANGES: dict[str, tuple] = {
     "sched_numa.numa_migration": (0, 1, "flag"),
     "sched_numa.numa_settle": (0, 1, "flag"),
     "sched_numa.balance_interval_millisecs": (1, 60_000, "int"),
+    "numa_core.sched_numa_scan_delay_ms": (0, 3_600_000, "int"),
+    "numa_core.sched_numa_scan_period_min_ms": (1, 3_600_000, "int"),
+    "numa_core.sched_numa_scan_period_max_ms": (1, 3_600_000, "int"),
+    "numa_core.sched_numa_scan_size_min_mb": (1, 65536, "int"),
+    "numa_core.sched_numa_scan_size_max_mb": (1, 65536, "int"),
+    "numa_core.sched_numa_rss_threshold_mb": (0, 1 << 20, "int"),
+    "numa_core.converged_permille": (0, 1000, "int"),
+    "numa_core.placement_interval_millisecs": (1, 3_600_000, "int"),
+    "numa_core.buddy_quorum": (1, 4096, "int"),
     "transparent_hugepage.enabled": (0, 1, "flag"),
     "transparent_hugepage.khugepaged.pages_to_scan": (1, 1 << 24, "int"),
     "transparent_hugepage.khugepaged.scan_sleep_millisecs": (0, 3_600_000, "int"),

@@ -97,6 +97,9 @@ class Derived:
     up_mm_interval_ms: np.ndarray  # per-process scan interval (wall): -1 = the task's period (3.8/3.13)
     up_settle: np.ndarray  # sched_numa: scan sequences a new home node must wait (0 = no settling)
     up_pull_ticks: np.ndarray  # sched_numa: NUMA_PULL_BIAS interval of a busy CPU
+    up_scan_min_units: np.ndarray  # numa_core: the smallest adaptive scan size, in units
+    up_rss_min_pages: np.ndarray  # numa_core: RSS threshold of a NUMA candidate
+    up_place_ticks: np.ndarray  # numa_core: placement at least this often
     pmd: np.ndarray  # effective knuma_scand/pmd
 
 
@@ -114,7 +117,7 @@ def _register_knobs():
     import jax
     from . import knobs as K
     for cls in (K.KnumaScand, K.KnumaMigrated, K.Scheduler, K.Autonuma, K.Khugepaged, K.TransparentHugepage,
-                K.Costs, K.Sched, K.Balancenuma, K.NumaBalancing, K.SchedNuma, K.Knobs):
+                K.Costs, K.Sched, K.Balancenuma, K.NumaBalancing, K.SchedNuma, K.NumaCore, K.Knobs):
         try:
             jax.tree_util.register_dataclass(cls, data_fields=[f.name for f in __import__("dataclasses").fields(cls)],
                                              meta_fields=[])
@@ -229,10 +232,16 @@ def build_params(cfg: RunConfig, static: Static) -> Params:
 
 
 def _upstream_derived(cfg: RunConfig, static: Static) -> dict:
-    from .config import POLICY_BALANCENUMA, POLICY_SCHED_NUMA
+    from .config import POLICY_BALANCENUMA, POLICY_NUMA_CORE, POLICY_SCHED_NUMA
     k = cfg.knobs
     b, n, sn = k.balancenuma, k.numa_balancing, k.sched_numa
-    if cfg.engine_policy == POLICY_SCHED_NUMA:
+    if cfg.engine_policy == POLICY_NUMA_CORE:
+        c = k.numa_core
+        mb = c.sched_numa_scan_size_max_mb
+        v = dict(up_scan_delay_ms=c.sched_numa_scan_delay_ms, up_period_min_ms=c.sched_numa_scan_period_min_ms,
+                 up_period_max_ms=c.sched_numa_scan_period_max_ms, up_rl_window_ms=100, up_rl_pages=2**30,
+                 up_mm_interval_ms=c.sched_numa_scan_period_min_ms, up_settle=0)
+    elif cfg.engine_policy == POLICY_SCHED_NUMA:
         mb = sn.sched_numa_scan_size_mb
         v = dict(up_scan_delay_ms=sn.sched_numa_scan_delay_ms, up_period_min_ms=sn.sched_numa_scan_period_min_ms,
                  up_period_max_ms=sn.sched_numa_scan_period_max_ms, up_rl_window_ms=100, up_rl_pages=2**30,
@@ -247,7 +256,10 @@ def _upstream_derived(cfg: RunConfig, static: Static) -> dict:
     v.update(up_reset_ms=b.numa_balancing_scan_period_reset, up_scan_mb=mb,
              up_scan_units=-(-mb * 256 // static.unit_pages), up_numa_force=b.numa_force,
              up_period_threshold=n.period_threshold, up_imbalance_pct=n.imbalance_pct,
-             up_retry_ms=n.migrate_retry_millisecs, up_pull_ticks=_ms_ticks(sn.balance_interval_millisecs, static.tick_ns))
+             up_retry_ms=n.migrate_retry_millisecs, up_pull_ticks=_ms_ticks(sn.balance_interval_millisecs, static.tick_ns),
+             up_scan_min_units=-(-k.numa_core.sched_numa_scan_size_min_mb * 256 // static.unit_pages),
+             up_rss_min_pages=k.numa_core.sched_numa_rss_threshold_mb * 256,
+             up_place_ticks=_ms_ticks(k.numa_core.placement_interval_millisecs, static.tick_ns))
     return {key: np.asarray(val, i32) for key, val in v.items()}
 
 

@@ -117,6 +117,8 @@ class Numab:
     migrate_retry: jnp.ndarray  # [T] tick of the next task_numa_migrate attempt (0 = none)
     group: jnp.ndarray  # [T] numa_group, as the index of its first member (a task alone: itself)
     home_seq: jnp.ndarray  # [T] sched_numa: numa_migrate_seq, the scan sequence of the last home change
+    shared: jnp.ndarray  # [T] numa_core: numa_shared, -1 non-NUMA, 0 private, 1 shared
+    strength: jnp.ndarray  # [T] numa_core: convergence strength (1024 x max-node faults / faults)
     next_scan: jnp.ndarray  # [M] mm->numa_next_scan, tick
     scan_offset: jnp.ndarray  # [M] mm->numa_scan_offset, unit inside the mm
     mm_scan_seq: jnp.ndarray  # [M] mm->numa_scan_seq
@@ -217,7 +219,7 @@ def init_state(static: Static, params) -> State:
         scan_period=jnp.zeros(T, i32), node_stamp=jnp.zeros(T, i32), scan_seq=jnp.zeros(T, i32),
         faults=jnp.zeros((T, N, 2), i32), faults_buf=jnp.zeros((T, N, 2), i32), locality=jnp.zeros((T, 2), i32),
         preferred=jnp.full(T, -1, i32), migrate_retry=jnp.zeros(T, i32), group=jnp.arange(T, dtype=i32),
-        home_seq=jnp.full(T, -1, i32),
+        home_seq=jnp.full(T, -1, i32), shared=jnp.full(T, -1, i32), strength=jnp.zeros(T, i32),
         next_scan=jnp.zeros(M, i32), scan_offset=jnp.zeros(M, i32), mm_scan_seq=jnp.zeros(M, i32),
         first_nid=jnp.full(M, -2, i32), next_reset=jnp.zeros(M, i32), rl_end=jnp.zeros(N, i32),
         rl_pages=jnp.zeros(N, i32))

@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 
 from . import lifecycle
-from .config import POLICY_AUTONUMA24, POLICY_SCHED_NUMA, UPSTREAM
-from .policies import schednuma, upstream
+from .config import POLICY_AUTONUMA24, POLICY_NUMA_CORE, POLICY_SCHED_NUMA, UPSTREAM
+from .policies import numacore, schednuma, upstream
 from .mm import autonuma, khugepaged, memory, migrate
 from .ops import add_us
 from .physics import stream
@@ -54,8 +54,9 @@ def _phase_fns(static):
 
     def _affinity_on(params):
         """task_selected_nid steers CFS and allocation: AutoNUMA24, and sched_numa's home node."""
-        return _autonuma_on(params) | ((params.policy == POLICY_SCHED_NUMA)
-                                       & (params.knobs.sched_numa.numa_migration == 1))
+        return (_autonuma_on(params) | ((params.policy == POLICY_SCHED_NUMA)
+                                        & (params.knobs.sched_numa.numa_migration == 1))
+                | (params.policy == POLICY_NUMA_CORE))
 
 
     def _draws(state, params):
@@ -177,6 +178,9 @@ def _phase_fns(static):
             state = upstream.schednuma_placement(state, params, static)
         state = upstream.task_numa_placement(state, params, static)
         state, n, moved = upstream.task_numa_migrate(state, params, static)
+        if POLICY_NUMA_CORE in static.policies:
+            state, n2, moved2 = numacore.placement(state, params, static)
+            n, moved = n + n2, moved | moved2
         cost = jnp.where(moved, params.knobs.costs.exchange_ns, 0)
         tasks = replace(state.tasks, debt_ns=state.tasks.debt_ns + cost)
         return replace(state, tasks=tasks), (n, jnp.sum(cost))

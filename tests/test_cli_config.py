@@ -40,14 +40,14 @@ def test_autonuma24_yaml_names_every_knob_with_kernel_defaults():
     with open(CONF / "policy" / "autonuma24.yaml") as f:
         raw = yaml.safe_load(f)
     flat = build._flat_dict({k: v for k, v in raw.items() if k != "name"})
-    others = ("balancenuma.", "numa_balancing.", "sched_numa.")  # the rival policies: own files
+    others = ("balancenuma.", "numa_balancing.", "sched_numa.", "numa_core.")  # rival policies: own files
     expect = {k: v for k, v in flatten(Knobs()).items() if not k.startswith(others)}
     assert flat == expect  # every knob, by its sysfs path, at its default
     cfg = to_dict(compose())
     assert build.build_knobs(cfg["policy"]) == Knobs()
 
 
-@pytest.mark.parametrize("policy", ["balancenuma", "numa_balancing", "sched_numa"])
+@pytest.mark.parametrize("policy", ["balancenuma", "numa_balancing", "sched_numa", "numa_core"])
 def test_upstream_policy_yaml_names_its_sysctls_with_defaults(policy):
     import yaml
     with open(CONF / "policy" / f"{policy}.yaml") as f:

@@ -232,3 +232,48 @@ def test_every_policy_alone_equals_inside_a_mixed_batch():
     by = {r.config.policy: r.summary() for r in batch}
     assert by["numa_balancing"]["hinting_faults"] > 0 and by["balancenuma"]["hinting_faults"] > 0
     assert by["sched_numa"]["hinting_faults"] > 0
+
+
+# ---- numa_core (variant C) -----------------------------------------------------------------------
+def test_numa_core_classification_with_hysteresis(rig):
+    import jax as _jax
+    from autonuma_jax.policies import numacore
+    s = rig.static
+    place = _jax.jit(lambda st, p: numacore.placement(st, p, s)[0])
+    p = rig.p({"numa_core.sched_numa_rss_threshold_mb": 0}, policy="numa_core")
+    S = running(rig.place(rig.state(p), [0], 0), [(0, 0)])
+
+    def step(S, shared, private):
+        S.numab.faults[:] = 0
+        S.numab.faults_buf[:] = 0
+        S.numab.faults[0, 0, 0] = shared
+        S.numab.faults[0, 0, 1] = private
+        S.numab.migrate_retry[0] = 0  # due now
+        return to_np(place(S, p))
+
+    S = step(S, 1000, 1000)
+    assert S.numab.shared[0] == 1  # from non-NUMA: shared iff S >= P
+    S = step(S, 1000, 600)  # shared stays shared unless 2S <= P
+    assert S.numab.shared[0] == 1
+    S = step(S, 500, 1000)
+    assert S.numab.shared[0] == 0  # 2S <= P: private
+    S = step(S, 1500, 1000)
+    assert S.numab.shared[0] == 0  # private -> shared needs S >= 2P
+    S = step(S, 2000, 1000)
+    assert S.numab.shared[0] == 1
+    # converged on node 0 (all faults there): the convergence node steers CFS
+    assert S.numab.strength[0] == 1024 and S.tasks.task_selected_nid[0] == 0
+
+
+def test_numa_core_interleave_target_spreads_shared_pages_over_buddy_nodes(rig):
+    from autonuma_jax.policies import numacore
+    import jax.numpy as _jnp
+    p = rig.p({"numa_core.buddy_quorum": 1}, policy="numa_core")
+    S = running(rig.state(p), [(0, 0), (1, CPU_N1)])
+    S.numab.shared[:2] = 1  # two shared threads of process 0, one per node
+    units = np.arange(6, dtype=np.int32)
+    tgt = np.asarray(numacore.interleave_target(S, p, rig.static, _jnp.zeros(6, _jnp.int32), _jnp.asarray(units)))
+    assert tgt.tolist() == [0, 1, 0, 1, 0, 1]
+    S.tasks.cpu[1] = 1  # both on node 0: the mask is node 0 only
+    tgt = np.asarray(numacore.interleave_target(S, p, rig.static, _jnp.zeros(6, _jnp.int32), _jnp.asarray(units)))
+    assert tgt.tolist() == [0] * 6

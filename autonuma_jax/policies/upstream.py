@@ -30,12 +30,13 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ..config import POLICY_BALANCENUMA, POLICY_NUMA_BALANCING, POLICY_SCHED_NUMA
+from ..config import POLICY_BALANCENUMA, POLICY_NUMA_BALANCING, POLICY_NUMA_CORE, POLICY_SCHED_NUMA
 from ..ops import bit, first_argmax, permille
 from ..pytree import replace
 from ..sched.runqueue import curr, nr_running, runnable
 from ..state import PMD_NUMA
 from ..mm.migrate import unit_mm
+from . import numacore
 
 i32 = jnp.int32
 BIG = jnp.iinfo(jnp.int32).max
@@ -49,7 +50,7 @@ def upstream_on(params):
     """Scanning and faults are active: balancenuma, sched_numa, or numa_balancing with
     kernel.numa_balancing=1."""
     p = params.policy
-    return ((p == POLICY_BALANCENUMA) | (p == POLICY_SCHED_NUMA)
+    return ((p == POLICY_BALANCENUMA) | (p == POLICY_SCHED_NUMA) | (p == POLICY_NUMA_CORE)
             | ((p == POLICY_NUMA_BALANCING) & (params.knobs.numa_balancing.numa_balancing == 1)))
 
 
@@ -96,9 +97,13 @@ def task_numa_work(state, params, static):
     run = runnable(tasks)
     smin, smax = scan_bounds(state, params, static)
     period_us = jnp.where(nb.scan_period == 0, d.up_scan_delay_ms, nb.scan_period) * 1000
-    due = on & run & (tasks.exec_us - nb.node_stamp >= period_us)
-    node_stamp = jnp.where(due, tasks.exec_us, nb.node_stamp)
-    period = jnp.where(due & (nb.scan_period == 0), smin, nb.scan_period)  # slow start over
+    isC = params.policy == POLICY_NUMA_CORE
+    rss = _rss_pages(state, params)
+    big_enough = jnp.where(isC, rss[wp.task_mm] >= d.up_rss_min_pages, True)  # v18 RSS filter
+    due = on & run & big_enough & (tasks.exec_us - nb.node_stamp >= period_us)
+    # numa_core: node_stamp += period and the period restarts from the minimum at every trigger
+    node_stamp = jnp.where(due, jnp.where(isC, nb.node_stamp + period_us, tasks.exec_us), nb.node_stamp)
+    period = jnp.where(due & ((nb.scan_period == 0) | isC), smin, nb.scan_period)  # slow start over
     mm = wp.task_mm
     cand = due & (tick >= nb.next_scan[mm])
     ids = jnp.arange(T, dtype=i32)
@@ -130,8 +135,15 @@ def task_numa_work(state, params, static):
     Wt = static.task_scan_units
     j = jnp.arange(Wt, dtype=i32)
     rel = off[:, None] + j[None, :]
-    inside = do[:, None] & (rel < mm_len[:, None]) & (j[None, :] < d.up_scan_units)
+    in_va = do[:, None] & (rel < mm_len[:, None])
     u = jnp.minimum(wp.mm_start[:, None] + rel, U - 1)
+    # numa_core (v18): the size adapts to the scanning task's convergence strength, counted in
+    # present pages; the others scan scan_size of address space
+    size_c = d.up_scan_min_units + ((d.up_scan_units - d.up_scan_min_units) * (1024 - nb.strength[w])) // 1024
+    pres_va = in_va & (pages.node[u] >= 0)
+    n_before = jnp.cumsum(pres_va.astype(i32), axis=1) - pres_va.astype(i32)
+    inside = in_va & jnp.where(isC, (n_before < size_c[:, None]) & (j[None, :] < static.task_scan_units),
+                               j[None, :] < d.up_scan_units)
     present = inside & (pages.node[u] >= 0)
     if static.pte_faults:
         newly = present & (pages.pte_numa[u] == 0)
@@ -187,9 +199,18 @@ def numa_fault(state, params, static, x_unit, x_task, x_valid, this_nid, this_cp
     # sched_numa: the two-sample last_nid rule, and only for a task that has a home node (the home
     # policy carries MPOL_F_MOF; with NUMA_MIGRATION off nothing acts on the statistics)
     isB = params.policy == POLICY_SCHED_NUMA
+    isC = params.policy == POLICY_NUMA_CORE
     wantB = want38 & (nb.preferred[t] >= 0) & (params.knobs.sched_numa.numa_migration == 1)
-    want = g & jnp.where(is38, want38, jnp.where(isB, wantB, want313)) & (page_nid != this_nid)
-    private = private & ~isB & ~is38  # only 3.13 tells private from shared
+    # numa_core: private -> this node after an "access hit" (last_cpu on this node); shared -> the
+    # interleave node of the address; non-NUMA -> never
+    cls = nb.shared[t]
+    target_c = numacore.interleave_target(state, params, static, t, u) if _has(static, POLICY_NUMA_CORE) else this_nid
+    dest = jnp.where(isC & (cls == 1), target_c, this_nid)
+    wantC = jnp.where(cls == 1, True, (cls == 0) & (prev >= 0) & (prev_nid == this_nid))
+    want = g & jnp.where(is38, want38, jnp.where(isB, wantB, jnp.where(isC, wantC, want313))) & (page_nid != dest)
+    this_nid_fault = this_nid
+    this_nid = dest  # from here on: the migration destination
+    private = jnp.where(isC, (prev >= 0) & (prev_cpu == tasks.cpu[t]), private & ~isB & ~is38)
 
     # rate limit + room, granted in fault order per destination. A node's window restarts lazily, at
     # the first migration attempt after it ended (numamigrate_update_ratelimit), so a tick without
@@ -217,14 +238,14 @@ def numa_fault(state, params, static, x_unit, x_task, x_valid, this_nid, this_cp
     pages = replace(
         pages,
         node=pages.node.at[jnp.where(moved, u, U)].set(this_nid.astype(pages.node.dtype), mode="drop"),
-        last_nid=pages.last_nid.at[idx].set(this_nid.astype(pages.last_nid.dtype), mode="drop"),
+        last_nid=pages.last_nid.at[idx].set(this_nid_fault.astype(pages.last_nid.dtype), mode="drop"),
         migrate_seq=pages.migrate_seq.at[idx].set(jnp.left_shift(this_cpu, CPUPID_TASK_BITS) | t, mode="drop"),
     )
     free = state.free_pages - mig_pages + out_pages
 
     # task_numa_fault: statistics (3.13) and the scan period (3.8: +10 ms per fault not migrated)
     tt = jnp.where(g, t, T)
-    local = page_nid == this_nid  # TNF_FAULT_LOCAL: the page was already on the faulting node
+    local = page_nid == this_nid_fault  # TNF_FAULT_LOCAL: the page was already on the faulting node
     fb_add = jax.ops.segment_sum(jnp.where(g, w, 0), (tt * N + node_after) * 2 + private.astype(i32),
                                  num_segments=(T + 1) * N * 2)[:T * N * 2].reshape(T, N, 2)
     loc_add = jax.ops.segment_sum(jnp.where(g, w, 0), tt * 2 + local.astype(i32), num_segments=(T + 1) * 2)[:T * 2]
@@ -262,13 +283,18 @@ def numa_fault(state, params, static, x_unit, x_task, x_valid, this_nid, this_cp
 # ------------------------------------------------------------------------------------------------
 # task_numa_placement (3.13): decay, preferred node, scan period; task_numa_migrate
 # ------------------------------------------------------------------------------------------------
+def _has(static, pid):
+    return pid in static.policies
+
+
 def placement_needed(state, params):
     nb = state.numab
     seq_changed = nb.scan_seq != nb.mm_scan_seq[params.workload.task_mm]
     retry = (nb.migrate_retry > 0) & (state.tick >= nb.migrate_retry)
     is313 = params.policy == POLICY_NUMA_BALANCING
     isB = params.policy == POLICY_SCHED_NUMA
-    return jnp.any((is313 | isB) & upstream_on(params) & runnable(state.tasks) & (seq_changed | (is313 & retry)))
+    return jnp.any(((is313 | isB) & upstream_on(params) & runnable(state.tasks) & (seq_changed | (is313 & retry)))
+                   | numacore.placement_due(state, params))
 
 
 def schednuma_placement(state, params, static):
