@@ -14,6 +14,11 @@ The same progress drives both work done and the units touched, so a slowed threa
 fewer hinting faults (modelling notes). Fault and allocation costs are paid from the next
 tick's budget (``debt_ns``) rather than inside this one, which keeps the tick non-circular.
 
+A thread's region may be a two-region cycle (``Thread.cycle_work`` passes over its work region,
+then ``cycle_alt`` over its alternate region, repeated: private/shared mixes, hot sets, GC sweeps);
+``locate`` maps (passes, position) plus k units to the k-th next unit in closed form, so a tick's
+candidates may cross pass and region boundaries at no extra cost.
+
 All times are integer ns; the only floats are isolated products and quotients, floored at once.
 """
 from __future__ import annotations
@@ -44,12 +49,47 @@ class Stream:
     capped: jnp.ndarray  # [T] the thread could have done more than units_per_tick units
 
 
-def region(tasks, wp):
+@pytree_dataclass
+class Cycle:
+    """The regions a thread's current phase goes over: ``a`` passes over region A, then ``b`` passes
+    over region B, repeated, ``target`` passes in all. An init phase, and a work phase without a
+    cycle, is a = 1, b = 0: every pass over region A."""
+    start_a: jnp.ndarray
+    len_a: jnp.ndarray
+    start_b: jnp.ndarray
+    len_b: jnp.ndarray
+    a: jnp.ndarray
+    b: jnp.ndarray
+    target: jnp.ndarray
+
+
+def cycle(tasks, wp):
     in_init = tasks.phase == T_INIT
-    start = jnp.where(in_init, wp.init_start, wp.work_start)
-    length = jnp.maximum(jnp.where(in_init, wp.init_len, wp.work_len), 1)
-    target = jnp.where(in_init, wp.init_passes, wp.work_passes)
-    return start, length, target
+    return Cycle(start_a=jnp.where(in_init, wp.init_start, wp.work_start),
+                 len_a=jnp.maximum(jnp.where(in_init, wp.init_len, wp.work_len), 1),
+                 start_b=jnp.where(in_init, wp.init_start, wp.alt_start),
+                 len_b=jnp.maximum(jnp.where(in_init, 1, wp.alt_len), 1),
+                 a=jnp.where(in_init, 1, wp.cyc_work), b=jnp.where(in_init, 0, wp.cyc_alt),
+                 target=jnp.where(in_init, wp.init_passes, wp.work_passes))
+
+
+def locate(cy, passes, pos, n):
+    """(pass, offset in its region, unit) of the unit ``n`` units after position (passes, pos).
+
+    Closed form over the cycle of a * len_a + b * len_b units (broadcasting). With b = 0 and a = 1 it
+    is the plain ``pass = passes + (pos + n) // len, offset = (pos + n) % len``."""
+    P = cy.a + cy.b
+    q = passes % P  # pass inside the current cycle
+    span_a = cy.a * cy.len_a
+    off = jnp.where(q < cy.a, q * cy.len_a, span_a + (q - cy.a) * cy.len_b) + pos
+    x = off + n
+    C = span_a + cy.b * cy.len_b
+    y = x % C
+    in_a = y < span_a
+    yb = y - span_a
+    p = passes - q + (x // C) * P + jnp.where(in_a, y // cy.len_a, cy.a + yb // cy.len_b)
+    o = jnp.where(in_a, y % cy.len_a, yb % cy.len_b)
+    return p, o, jnp.where(in_a, cy.start_a, cy.start_b) + o
 
 
 def _cost(ns, frac, valid, cap):
@@ -64,11 +104,11 @@ def stream(tasks, pages, params, static, draws, budget, running, sib_slow, auton
     T, A, N = static.n_tasks, static.units_per_tick, static.n_nodes
     cap = static.tick_ns + 1
     unit_kib = f32(static.unit_pages * 4)
-    start, length, target = region(tasks, wp)
+    cy = cycle(tasks, wp)
+    target = cy.target
     k = jnp.arange(A, dtype=i32)[None, :]
-    rel = tasks.pos[:, None] + k
-    pass_k = tasks.passes[:, None] + rel // length[:, None]
-    unit = start[:, None] + rel % length[:, None]
+    cy2 = Cycle(**{f: getattr(cy, f)[:, None] for f in Cycle.__dataclass_fields__})
+    pass_k, _, unit = locate(cy2, tasks.passes[:, None], tasks.pos[:, None], k)
     active = running & (budget > 0)
     # the array holds A candidates (the batch's capacity); this configuration uses its own limit
     valid = active[:, None] & (pass_k < target[:, None]) & (k < params.derived.units_limit)

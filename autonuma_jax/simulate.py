@@ -167,7 +167,9 @@ class Bucket:
         self.reports_done = 0
 
     def all_done(self) -> bool:
-        return bool(np.all(np.asarray(self.state.tasks.phase) == T_DONE))
+        """Every thread finished, and no process slot has a respawn left."""
+        return bool(np.all(np.asarray(self.state.tasks.phase) == T_DONE)
+                    and np.all(np.asarray(self.state.mms.generation) >= np.asarray(self.params.workload.mm_respawns)))
 
     def run(self, reports_per_chunk: int = 10, stop_when_done: bool = True, on_chunk: Callable | None = None,
             checkpoint: str | None = None, checkpoint_every: int = 1, should_stop: Callable | None = None,

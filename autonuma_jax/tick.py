@@ -63,7 +63,13 @@ def _phase_fns(static):
         d = params.derived
         draws = tick_draws(params.seed, state.tick, state.tasks.speed_pm, d.speed_a, d.speed_b, d.phase_jitter_ns)
         state = replace(state, tasks=replace(state.tasks, speed_pm=draws.speed_pm))
-        return lifecycle.exit_mms(state, params, static), draws
+        return lifecycle.exit_mms(state, params, static, respawn=False), draws
+
+    def _respawn_needed(state, params):
+        return lifecycle.respawn_needed(state, params, static)
+
+    def _respawn(state, params):
+        return lifecycle.respawn_one(state, params, static), None
 
 
     def _start_needed(state, params):
@@ -288,6 +294,7 @@ def _phases(state, params, static, batched):
     _compact_needed, _compact = f["_compact_needed"], f["_compact"]
     # 1. lifecycle
     state, draws = always(_draws, state, params)
+    state, _ = gated(f["_respawn_needed"], f["_respawn"], state, params)
     state, _ = gated(_start_needed, _start, state, params)
     # 2. CFS
     state, noise = gated(_noise_needed, _noise, state, params, draws)

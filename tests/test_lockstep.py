@@ -43,7 +43,7 @@ from autonuma_jax.reference.numpy_model import (QUIRKS, ReferenceModel, allocate
                                                 engine_state_dict)
 from autonuma_jax.state import init_state
 from autonuma_jax.tick import step, step_batch
-from autonuma_jax.workloads import Process, Thread, Workload
+from autonuma_jax.workloads import Process, Thread, Workload, combine, make_workload
 
 from conftest import FAST, MiB, TINY2, TINY4, mini
 
@@ -287,6 +287,53 @@ def test_lockstep_4k(name):
 
 
 # ------------------------------------------------------------------------------------------------
+# the workload mechanisms: two-region cycles (private/shared, hot sets, GC sweeps), numactl-bound
+# processes beside free ones, process slots that respawn (a kernel build's short processes)
+# ------------------------------------------------------------------------------------------------
+def _wl_config(machine, wl, seed=0, knobs=None, page_unit="2M", policy="autonuma24"):
+    return RunConfig(machine=machine, workload=wl, policy=policy, seed=seed,
+                     knobs=with_overrides(Knobs(), {**FAST, **QUICK, **(knobs or {})}),
+                     sim=SimConfig(duration_s=4.0, report_interval_ms=250.0, page_unit=page_unit))
+
+
+def kbuild_mix_config(page_unit="2M"):
+    """Kernel-build slots (short processes respawning) beside a process with a two-region cycle; a
+    small scan chunk makes knuma_scand stop part-way through the slots' mms."""
+    if page_unit == "2M":
+        kb = make_workload("kbuild", TINY2, jobs=3, processes=30, mib=6, passes=20)
+        other = make_workload("parametric", TINY2, processes=1, threads=2, mib=8, passes=60, shared=0.5)
+        machine, knobs = TINY2, {"autonuma.knuma_scand.pages_to_scan": 1024}
+    else:
+        kb = make_workload("kbuild", SLOW2, jobs=3, processes=24, mib=4, passes=6)
+        other = make_workload("parametric", SLOW2, processes=1, threads=2, mib=8, passes=30, hot=0.8, hot_size=0.25)
+        machine, knobs = SLOW2, {"autonuma.knuma_scand.pages_to_scan": 384, "autonuma.knuma_scand.pmd": 0}
+    return _wl_config(machine, combine("kbuild_mix", kb, other), knobs=knobs, page_unit=page_unit)
+
+
+RESPAWN = ("task_starts", "first_touch", "respawns", "respawn_waits", "respawn_scand_drop", "exits_with_stats",
+           "publish", "hinting_faults", "full_scans", "region_switches", "task_finishes", "mm_exits")
+
+CASES_WORKLOADS = {
+    # same shapes as numa01 on TINY2 (no recompile): threads alternate private slice / shared region
+    "parametric_shared": Case(lambda: _wl_config(TINY2, make_workload(
+        "parametric", TINY2, processes=2, threads=4, mib=128, passes=60, shared=0.4), seed=1), 900,
+        BASE + ("region_switches", "exchanges", "thp_splits", "task_finishes", "mm_exits")),
+    # same shapes as numa01 on TINY4: a SPECjbb JVM free beside one numactl-bound (GC sweeps)
+    "specjbb_free_bound": Case(lambda: _wl_config(TINY4, make_workload(
+        "numactl_bound", TINY4, base="specjbb", free=1, bound=1, threads=4, heap_mib=128, gc_every=2,
+        gc_cycles=4), seed=2), 900, BASE + ("region_switches", "task_finishes", "mm_exits"), driver="step"),
+    "kbuild_mix": Case(kbuild_mix_config, 1500, RESPAWN + ("thp_splits",)),
+    "kbuild_mix_4k_pte": Case(lambda: kbuild_mix_config("4K"), 1500,
+                              tuple(e for e in RESPAWN if e != "respawn_waits"), driver="step"),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES_WORKLOADS))
+def test_lockstep_workloads(name):
+    _run_case(CASES_WORKLOADS[name])
+
+
+# ------------------------------------------------------------------------------------------------
 # known discrepancies (strict xfail: an XPASS means the engine was fixed - drop the quirk)
 # ------------------------------------------------------------------------------------------------
 def test_migration_keeps_destination_above_high_watermark():
@@ -298,7 +345,7 @@ def test_quirks_are_known():
     used = set()
     for driver, quirks in ENGINE_QUIRKS.items():
         used |= set(quirks)
-    for cases in (CASES_2NODE, CASES_NUMA02, CASES_4NODE, CASES_4K):
+    for cases in (CASES_2NODE, CASES_NUMA02, CASES_4NODE, CASES_4K, CASES_WORKLOADS):
         for case in cases.values():
             used |= set(case.quirks)
     assert used <= set(QUIRKS)

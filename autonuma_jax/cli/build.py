@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import math
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -18,7 +19,7 @@ from ..config import POLICIES, RunConfig, SimConfig
 from ..errors import ConfigError
 from ..knobs import RANGES, Knobs, flatten, with_overrides
 from ..machine import PRESETS, Machine, get_machine
-from ..workloads import BENCHMARKS, numa01, numa02
+from ..workloads import BENCHMARKS, make_workload, numa01, numa02, size_loops_params
 
 MiB = 1 << 20
 MACHINE_FIELDS = ("name", "n_nodes", "cpus_per_node", "threads_per_core", "mem_per_node_mib", "distance",
@@ -62,13 +63,16 @@ def build_machine(m: dict) -> Machine | str:
 
 
 def build_workload(w: dict, machine, policy: str, seed: int):
-    """The benchmark name, or a shrunken Workload when size_mib / loops are set."""
+    """The workload name, or a Workload when size_mib / loops / params are set."""
     name = w.get("name")
     if name not in BENCHMARKS:
         raise ConfigError(f"workload.name={name!r}: must be one of {sorted(BENCHMARKS)}")
     size, loops = w.get("size_mib"), w.get("loops")
-    if size is None and loops is None:
+    params = {k: v for k, v in (w.get("params") or {}).items() if v is not None}
+    if size is None and loops is None and not params:
         return name
+    if params or not name.startswith(("numa01", "numa02")):
+        return _build_registered(name, w, params, machine, policy, seed)
     if size is not None and (not isinstance(size, int) or size < 1):
         raise ConfigError(f"workload.size_mib={size!r}: must be an integer >= 1 (MiB per process)")
     if loops is not None and (not isinstance(loops, int) or loops < 1):
@@ -86,6 +90,23 @@ def build_workload(w: dict, machine, policy: str, seed: int):
     if size is not None:
         kw["size"] = size * MiB
     return numa02(m, variant, smt=name == "numa02_SMT", **kw)
+
+
+def _build_registered(name: str, w: dict, params: dict, machine, policy: str, seed: int):
+    """A registered workload with its parameters; size_mib / loops set the parameters the registry
+    names for them."""
+    for key, pname in zip(("size_mib", "loops"), size_loops_params(name, params)):
+        v = w.get(key)
+        if v is None:
+            continue
+        if not isinstance(v, int) or v < 1:
+            raise ConfigError(f"workload.{key}={v!r}: must be an integer >= 1")
+        if pname is None:
+            raise ConfigError(f"workload.{key}={v!r}: not supported by workload {name!r} (use workload.params)")
+        params[pname] = v
+    m = machine if isinstance(machine, Machine) else get_machine(machine)
+    variant = (POLICIES.get(policy, (None, None))[1]) or w.get("variant", "default")
+    return make_workload(name, m, variant, RunConfig(seed=seed).force_node(), **params)
 
 
 def _flat_dict(d: dict, prefix: str = "") -> dict:
@@ -254,6 +275,8 @@ def apply_params(base: dict, params: dict) -> dict:
         elif p == "machine":
             spec["machine"] = {"preset": v}  # a preset replaces the whole machine section
         elif p == "workload":
+            if spec["workload"].get("name") != v:
+                spec["workload"]["params"] = {}  # another workload: its own defaults
             spec["workload"]["name"] = v
         elif p == "variant":
             spec["workload"]["variant"] = v
@@ -307,12 +330,19 @@ def describe(run: Run) -> dict:
         "machine.mem_per_node_mib": m.mem_per_node_mib,
         "workload": wl["name"], "variant": POLICIES[rc.policy][1] or rc.variant,
         "workload.size_mib": wl.get("size_mib"), "workload.loops": wl.get("loops"),
+        "workload.params": _params_json(wl.get("params")),
         "policy": rc.policy, "seed": rc.seed,
     }
     for k in SIM_FIELDS:
         out[f"sim.{k}"] = getattr(rc.sim, k)
     out.update(flatten(rc.knobs))
     return out
+
+
+def _params_json(params) -> str | None:
+    """The workload parameters that are set, as one JSON column (None when none is)."""
+    p = {k: v for k, v in (params or {}).items() if v is not None}
+    return json.dumps(p, sort_keys=True) if p else None
 
 
 def swept_label(params: dict) -> str:

@@ -85,12 +85,16 @@ class MachineConf:
 
 @dataclass
 class WorkloadConf:
-    """A benchmark of ``autonuma_jax.workloads.BENCHMARKS``; ``size_mib`` / ``loops`` shrink it
-    (per-process memory and passes; null = the benchmark's own 3 GiB / 1 GiB and loop counts)."""
+    """A workload of ``autonuma_jax.workloads.WORKLOADS``; ``size_mib`` / ``loops`` shrink it
+    (per-process memory and passes; null = the workload's own sizes and loop counts; for the newer
+    workloads they set the parameters named by ``WORKLOADS[name].size_param`` / ``loops_param``).
+    ``params``: the workload's own parameters (see its conf/workload/<name>.yaml; null = the
+    documented default, derived from the machine where it says so)."""
     name: str = "numa01"
     variant: str = "default"  # default | no_force (hard_bind / inverse_bind come from the policy)
     size_mib: Optional[int] = None
     loops: Optional[int] = None
+    params: Dict[str, Any] = field(default_factory=dict)
 
 
 _SIM = SimConfig()

@@ -149,6 +149,12 @@ class ReferenceModel:
         self.mm_start = [i(x) for x in wp.mm_start]
         self.mm_len = [i(x) for x in wp.mm_len]
         self.mm_vma_bind = [i(x) for x in wp.mm_vma_bind]
+        # work-phase region cycles and process slots (workloads/base.py)
+        self.alt_start = [i(x) for x in wp.alt_start]
+        self.alt_len = [i(x) for x in wp.alt_len]
+        self.cyc_work = [i(x) for x in wp.cyc_work]
+        self.cyc_alt = [i(x) for x in wp.cyc_alt]
+        self.mm_respawns = [i(x) for x in wp.mm_respawns]
 
         an = kn.autonuma
         self.policy_autonuma = i(params.policy) == POLICY_AUTONUMA24
@@ -202,7 +208,7 @@ class ReferenceModel:
         self.mms = SimpleNamespace(
             alive=[True] * M, exited=[False] * M, mm_numa_fault=[[0] * N for _ in range(M)],
             mm_numa_fault_tot=[0] * M, mm_numa_fault_pass=[0] * M, node_pages=[[0] * N for _ in range(M)],
-            queued_pages=[[0] * N for _ in range(M)])
+            queued_pages=[[0] * N for _ in range(M)], generation=[0] * M, exits_with_stats=[0] * M)
         self.scand = SimpleNamespace(phase=SCAND_RUN, wake_tick=0, mm=-1, addr=0, progress=0, pass_progress=0,
                                      call_progress=0, fault_tmp=[0] * N, full_scans=0, pages_scanned=0)
         # autonuma_migrate_head[src] of each destination: oldest entry first
@@ -316,10 +322,30 @@ class ReferenceModel:
             return 1 if self.init_by_slice[t] == 1 else self.init_bind[t]
         return self.work_bind[t]
 
-    def region(self, t: int):
+    def target(self, t: int) -> int:
+        """Passes of the thread's current phase."""
+        return self.init_passes[t] if self.tasks.phase[t] == T_INIT else self.work_passes[t]
+
+    def pass_region(self, t: int, p: int):
+        """(start, length) of the region that pass p of the thread's current phase goes over: the
+        init region; in the work phase cyc_work passes over the work region, then cyc_alt passes over
+        the alternate region, and again."""
         if self.tasks.phase[t] == T_INIT:
-            return self.init_start[t], max(self.init_len[t], 1), self.init_passes[t]
-        return self.work_start[t], max(self.work_len[t], 1), self.work_passes[t]
+            return self.init_start[t], max(self.init_len[t], 1)
+        a, b = self.cyc_work[t], self.cyc_alt[t]
+        if b > 0 and p % (a + b) >= a:
+            return self.alt_start[t], max(self.alt_len[t], 1)
+        return self.work_start[t], max(self.work_len[t], 1)
+
+    def walk(self, t: int):
+        """The units the thread writes next, in order, from its position: (pass, offset, unit)."""
+        p, pos = self.tasks.passes[t], self.tasks.pos[t]
+        while True:
+            start, length = self.pass_region(t, p)
+            yield p, pos, start + pos
+            pos += 1
+            if pos == length:
+                p, pos = p + 1, 0
 
     def dequeue(self, u: int):
         """Remove page unit u from its knuma_migrated list (spec §5.2)."""
@@ -386,13 +412,23 @@ class ReferenceModel:
     # ---- 1. lifecycle (kernel/fork.c, kernel/exit.c, spec §2.7) -------------------------------
     def exit_mms(self):
         """A process whose threads have all finished exits: its memory is freed (each freed page
-        leaves any knuma_migrated queue and is reset, spec §2.1) and it leaves knuma_scand's list."""
+        leaves any knuma_migrated queue and is reset, spec §2.1) and it leaves knuma_scand's list.
+        A process slot with respawns left runs its next process instead; one such slot per tick,
+        the lowest-numbered (the others wait, their threads finished)."""
         pg = self.pages
+        respawned = False
         for m in range(self.M):
             if not self.mms.alive[m]:
                 continue
             if any(self.tasks.phase[t] != T_DONE for t in range(self.T) if self.task_mm[t] == m):
                 continue
+            respawn = self.mms.generation[m] < self.mm_respawns[m]
+            if respawn and respawned:
+                self.events["respawn_waits"] += 1
+                continue
+            if self.mms.mm_numa_fault_tot[m] > 0:
+                self.mms.exits_with_stats[m] += 1
+                self.events["exits_with_stats"] += 1
             for u in self.units_of_mm(m):
                 if pg.node[u] >= 0:
                     if pg.migrate_nid[u] >= 0:
@@ -405,9 +441,37 @@ class ReferenceModel:
                     pg.pte_numa[u] = 0
             for q in range(self.units_of_mm(m)[0] // self.upp, self.units_of_mm(m)[-1] // self.upp + 1):
                 pg.pmd_flags[q] = 0
+            if respawn:
+                self.respawn(m)
+                respawned = True
+                continue
             self.mms.alive[m] = False
             self.mms.exited[m] = True
             self.events["mm_exits"] += 1
+
+    def respawn(self, m: int):
+        """Slot m's next process (a fresh exec, spec §2.7): a new mm with zero statistics at the
+        slot's place on knuma_scand's list, and the slot's threads as new tasks, their task_autonuma
+        reset. If knuma_scand is part-way through the old mm, the old mm's partial statistics are
+        dropped and knuma_scand finishes that mm at its next step, as after an exit; at its start,
+        knuma_scand simply goes on with the new mm."""
+        mms, tk, sc = self.mms, self.tasks, self.scand
+        mms.generation[m] += 1
+        mms.mm_numa_fault[m] = [0] * self.N
+        mms.mm_numa_fault_tot[m] = 0
+        mms.mm_numa_fault_pass[m] = 0
+        if sc.mm == m and sc.addr > 0:
+            sc.addr = -(-self.mm_len[m] // self.upp)
+            sc.fault_tmp = [0] * self.N
+            self.events["respawn_scand_drop"] += 1
+        for t in range(self.T):
+            if self.task_mm[t] == m:
+                tk.phase[t], tk.cpu[t], tk.pos[t], tk.frac[t], tk.passes[t] = T_NEW, -1, 0, 0, 0
+                tk.debt_ns[t], tk.finish_tick[t] = 0, -1
+                tk.task_numa_fault[t] = [0] * self.N
+                tk.task_numa_fault_tot[t] = tk.task_numa_fault_pass[t] = 0
+                tk.task_selected_nid[t] = -1
+        self.events["respawns"] += 1
 
     def start_one_task(self):
         """One new thread per tick (pthread_create loops are serial): its task_autonuma is reset,
@@ -658,15 +722,13 @@ class ReferenceModel:
 
         def candidates(t):
             """(k, unit, est_node, base ns) of the thread's next units while its passes last."""
-            start, length, target = self.region(t)
+            target = self.target(t)
             cn = self.cpu_node[tk.cpu[t]]
             jit = F32(1000.0) / F32(tk.speed_pm[t])
             smt = self.smt_slow if sib[tk.cpu[t]] else F32(1.0)
-            for k in range(A):
-                rel = tk.pos[t] + k
-                if tk.passes[t] + rel // length >= target:
+            for k, (p, _, u) in zip(range(A), self.walk(t)):
+                if p >= target:
                     return
-                u = start + rel % length
                 if pg.node[u] >= 0:
                     est = pg.node[u]
                 else:
@@ -797,10 +859,13 @@ class ReferenceModel:
         # ---- progress: threads advance; phase changes at the end of their passes ----------------------
         for t in range(T):
             if tk.phase[t] in (T_INIT, T_WORK):
-                start, length, target = self.region(t)
-                rel = tk.pos[t] + n_done[t]
-                tk.passes[t] += rel // length
-                tk.pos[t] = rel % length
+                target = self.target(t)
+                walk = self.walk(t)
+                for _ in range(n_done[t] + 1):  # the position after the n_done completed units
+                    p, pos, _u = next(walk)
+                if self.pass_region(t, p) != self.pass_region(t, tk.passes[t]):
+                    self.events["region_switches"] += 1
+                tk.passes[t], tk.pos[t] = p, pos
                 tk.frac[t] = new_frac[t]
                 if tk.passes[t] >= target:
                     if tk.phase[t] == T_INIT and self.work_passes[t] > 0:
