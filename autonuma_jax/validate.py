@@ -22,6 +22,10 @@ renamed into place):
   ``validation.md`` from it and ``validation.csv`` without simulating);
 - ``validation.json`` (with ``--json``, which also prints it on stdout): meta and rows.
 
+Default durations (``--duration`` unset): per workload (``DEFAULT_DURATION_S``, sized on
+4node_32cpu where `none` needs ~480 s for numa01 and ~600 s for numa01_THREAD_ALLOC), scaled up
+for machines with more CPUs per GB/s of memory bandwidth (4node_48cpu: x1.5).
+
 The tables are rewritten after every cell (``validation.md`` says INCOMPLETE until the last one),
 so an interrupted run keeps what it finished. Durations are rounded up to whole chunks of
 ``REPORTS_PER_CHUNK`` report intervals (every chunk of a cell reuses one compiled function); the
@@ -80,12 +84,16 @@ from .metrics import local_fraction
 from .workloads import BENCHMARKS
 
 DEFAULT_MACHINES = ("2node_24cpu", "4node_32cpu")
+# The autonuma-benchmark (spec §10.1), the default; ``--workloads all`` runs every BENCHMARKS entry.
+DEFAULT_WORKLOADS = ("numa01", "numa01_THREAD_ALLOC", "numa02", "numa02_SMT")
 DEFAULT_SEEDS = 3
 REFERENCES = ("hard_bind", "none")
-# Simulated seconds per workload when --duration is not given: about twice the slowest baseline
-# (inverse_bind) seen on the 2- and 4-node presets; cells stop early once every thread is done.
+# Simulated seconds per workload when --duration is not given: 1.5-8 x the slowest baseline
+# (none / inverse_bind) on 4node_32cpu; cells stop early once every thread is done. Machines with
+# more work per unit of memory bandwidth get proportionally more (``default_duration``).
 DEFAULT_DURATION_S = {"numa01": 800.0, "numa01_THREAD_ALLOC": 900.0, "numa02": 300.0, "numa02_SMT": 400.0}
 FALLBACK_DURATION_S = 900.0
+DURATION_REFERENCE_MACHINE = "4node_32cpu"
 REPORT_MS = 1000.0
 REPORTS_PER_CHUNK = 20
 
@@ -185,6 +193,23 @@ def _nansd(values) -> float:
     return float(x.std(ddof=1)) if len(x) > 1 else float("nan")
 
 
+def _cpus_per_bandwidth(machine) -> float:
+    """The benchmarks run ~NCPUS threads streaming through memory: their time grows with the CPU
+    count over the machine's total memory-controller bandwidth."""
+    return machine.n_cpus / (machine.n_nodes * machine.node_bw_gbs)
+
+
+def default_duration(machine: str, workload: str) -> float:
+    """The default simulated-time cap of a cell: the workload's base, scaled up (never down) for
+    machines with more CPUs per GB/s of memory bandwidth than the reference machine."""
+    base = DEFAULT_DURATION_S.get(workload, FALLBACK_DURATION_S)
+    ref = PRESETS.get(DURATION_REFERENCE_MACHINE)
+    m = PRESETS.get(machine)
+    if ref is None or m is None:
+        return base
+    return base * max(1.0, _cpus_per_bandwidth(m) / _cpus_per_bandwidth(ref))
+
+
 # ---- configurations --------------------------------------------------------------------------
 
 def policy_entry(policy: str) -> tuple:
@@ -207,7 +232,9 @@ def shrink(workload, mem_factor: float, pass_factor: float):
     for t in workload.threads:
         size, new = workload.processes[t.mm].mem_bytes, procs[t.mm].mem_bytes
         kw = {}
-        for off, ln in (("work_offset", "work_len"), ("init_offset", "init_len")):
+        for off, ln in (("work_offset", "work_len"), ("init_offset", "init_len"), ("alt_offset", "alt_len")):
+            if not hasattr(t, ln):
+                continue
             o, n = getattr(t, off), getattr(t, ln)
             if n > 0:
                 no = scale_bytes(o, size, new)
@@ -499,8 +526,9 @@ def markdown_report(rows: Sequence[dict], meta: dict) -> str:
     out.append("")
     out.append(f"Wall time: {meta['wall_s']:.0f} s ({meta['wall_s'] / 60:.1f} min) on {meta['host']}"
                + ("" if meta.get("complete", True) else " (INCOMPLETE: still running or interrupted)") + ".")
-    out.append(f"Seeds: {meta['seeds']}; simulated duration cap per workload: "
-               + ", ".join(f"{k} {v:.0f} s" for k, v in meta["durations"].items())
+    out.append(f"Seeds: {meta['seeds']}; simulated duration cap per cell: "
+               + "; ".join(f"{m}: " + ", ".join(f"{w} {v:.0f} s" for w, v in d.items())
+                           for m, d in meta["durations"].items())
                + f"; report interval {meta['report_ms']:.0f} ms; policies: {', '.join(meta['policies'])}"
                + (f"; **quick mode** ({meta['quick_note']})" if meta.get("quick") else "") + ".")
     if meta.get("knob_overrides"):
@@ -640,14 +668,16 @@ def parse_args(argv=None):
                                              "(validation.csv, validation.md, plots)")
     ap.add_argument("--machines", help=f"comma list of presets or all (default {','.join(DEFAULT_MACHINES)}; "
                                        f"--quick: {','.join(QUICK_MACHINES)})")
-    ap.add_argument("--workloads", help="comma list of benchmarks or all (default all)")
+    ap.add_argument("--workloads", help="comma list of workloads.BENCHMARKS names or all (default the "
+                                        f"autonuma-benchmark: {','.join(DEFAULT_WORKLOADS)})")
     ap.add_argument("--policies", help="comma list of config.POLICIES names or all (default all, read at run time)")
     ap.add_argument("--no-references", action="store_true",
                     help="do not add hard_bind and none (the ratio references) to --policies")
     ap.add_argument("--seeds", type=int, help=f"seeds 0..N-1 per policy (default {DEFAULT_SEEDS}, --quick {QUICK_SEEDS})")
     ap.add_argument("--duration", type=float,
                     help="simulated seconds per cell (cells stop early when every thread is done; default per "
-                         f"workload {DEFAULT_DURATION_S}, --quick {QUICK_DURATION_S})")
+                         f"workload {DEFAULT_DURATION_S}, scaled up for machines with more CPUs per GB/s of "
+                         f"memory bandwidth than {DURATION_REFERENCE_MACHINE}; --quick {QUICK_DURATION_S})")
     ap.add_argument("--report-ms", type=float, help=f"report interval (default {REPORT_MS}, --quick {QUICK_REPORT_MS})")
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 seeds, 2node_24cpu, shrunk workloads, fast daemons")
     ap.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE", help="knob override (repeatable)")
@@ -679,7 +709,6 @@ def render(folder: str) -> int:
     rows = read_rows(os.path.join(folder, "validation.csv"))
     with open(os.path.join(folder, "meta.json")) as f:
         meta = json.load(f)
-    meta["durations"] = {k: float(v) for k, v in meta["durations"].items()}
     try:
         write_ratio_plots(rows, folder)
     except ImportError as e:
@@ -699,7 +728,8 @@ def main(argv=None) -> int:
 
     policies_all = list(C.POLICIES)  # read at run time: policies added to config are picked up
     machines = _split(args.machines, list(PRESETS), "machines", QUICK_MACHINES if args.quick else DEFAULT_MACHINES)
-    workloads = _split(args.workloads, list(BENCHMARKS), "workloads", list(BENCHMARKS))
+    workloads = _split(args.workloads, list(BENCHMARKS), "workloads",
+                       [w for w in DEFAULT_WORKLOADS if w in BENCHMARKS] or list(BENCHMARKS))
     policies = _split(args.policies, policies_all, "policies", policies_all)
     if not args.no_references:
         policies += [p for p in REFERENCES if p in policies_all and p not in policies]
@@ -733,18 +763,18 @@ def main(argv=None) -> int:
     else:
         nm_cells = {tuple(c.split("/", 1)) for c in args.nmstat.split(",") if "/" in c}
 
-    def duration_for(wl: str) -> float:
+    def duration_for(m: str, wl: str) -> float:
         if args.duration is not None:
             return float(args.duration)
-        return QUICK_DURATION_S if args.quick else DEFAULT_DURATION_S.get(wl, FALLBACK_DURATION_S)
+        return QUICK_DURATION_S if args.quick else default_duration(m, wl)
 
-    def sim_for(wl: str) -> C.SimConfig:
+    def sim_for(m: str, wl: str) -> C.SimConfig:
         # a whole number of chunks, so that every chunk of a cell reuses one compiled function
-        n = max(1, math.ceil(duration_for(wl) * 1000 / report_ms - 1e-9))
+        n = max(1, math.ceil(duration_for(m, wl) * 1000 / report_ms - 1e-9))
         n = -(-n // REPORTS_PER_CHUNK) * REPORTS_PER_CHUNK if n > REPORTS_PER_CHUNK else n
         return C.SimConfig(duration_s=n * report_ms / 1000, report_interval_ms=report_ms)
 
-    durations = {w: sim_for(w).duration_s for w in workloads}
+    durations = {m: {w: sim_for(m, w).duration_s for w in workloads} for m in machines}
     meta = dict(command=command, argv=argv_list, machines=machines, workloads=workloads, policies=policies,
                 seeds=seeds, durations=durations, report_ms=report_ms, quick=bool(args.quick),
                 quick_note=("workloads shrunk (memory x1/8, passes x1/2.5 to x1/5), daemons sped up: "
@@ -780,7 +810,7 @@ def main(argv=None) -> int:
         atomic_text(csv_path, csv_text(all_rows, CSV_COLUMNS))
 
     for ci, (m, w) in enumerate(cells):
-        sim = sim_for(w)
+        sim = sim_for(m, w)
         scale = QUICK_SCALE.get(w, QUICK_DEFAULT_SCALE) if args.quick else None
         cfgs = cell_configs(m, w, policies, seeds, sim, knobs, scale)
         t0 = time.time()
