@@ -113,8 +113,7 @@ def reference(ticks, warm_ticks):
     _warm_state(b, warm_ticks)
     single = jax.tree_util.tree_map(lambda x: np.asarray(x)[0], b.state)
     pr = jax.tree_util.tree_map(lambda x: np.asarray(x)[0], b.params)
-    ref = ReferenceModel(b.static, pr)
-    ref.load_state(single) if hasattr(ref, "load_state") else ref.from_state(single)
+    ref = ReferenceModel.from_state(b.static, pr, single)
     t0 = _now()
     for _ in range(ticks):
         ref.step()
