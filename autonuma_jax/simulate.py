@@ -96,16 +96,29 @@ def run_chunk(state, params, static: Static, n_reports: int):
     return state, jax.tree_util.tree_map(lambda x: jnp.swapaxes(x, 0, 1), rows)  # [B, R, ...]
 
 
-@functools.lru_cache(maxsize=None)
+# Bounded: every compiled executable keeps its machine code mapped (on the CPU backend, ~2300
+# memory mappings each), and a long in-process sweep over many shapes would otherwise grow until the
+# process hits vm.max_map_count and XLA aborts. Dropping a jitted function frees its executables.
+COMPILED_CACHE_SIZE = 8
+
+
+@functools.lru_cache(maxsize=COMPILED_CACHE_SIZE)
 def compiled_chunk(static: Static, n_reports: int):
     """jit of run_chunk for one bucket (batched step inside); the state buffers are donated."""
     fn = functools.partial(run_chunk, static=static, n_reports=n_reports)
     return jax.jit(fn, donate_argnums=(0,))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=COMPILED_CACHE_SIZE)
 def compiled_init(static: Static):
     return jax.jit(jax.vmap(functools.partial(init_state, static)))
+
+
+def release_compiled() -> None:
+    """Forget every compiled function of this module and JAX's own caches (frees their code mappings)."""
+    compiled_chunk.cache_clear()
+    compiled_init.cache_clear()
+    jax.clear_caches()
 
 
 @dataclass

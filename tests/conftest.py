@@ -1,6 +1,7 @@
 """Shared fixtures: small machines and shrunken benchmark instances that run in seconds on a CPU."""
 from __future__ import annotations
 
+import gc
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -58,3 +59,14 @@ def tiny2():
 @pytest.fixture
 def tiny4():
     return TINY4
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_code():
+    """Free every compiled executable after each test module. On the CPU backend an executable keeps
+    its machine code in memory mappings; over the whole suite these reached vm.max_map_count (65530)
+    and XLA aborted inside a later compile (SIGSEGV/SIGABRT in backend_compile_and_load)."""
+    yield
+    from autonuma_jax.simulate import release_compiled
+    release_compiled()
+    gc.collect()

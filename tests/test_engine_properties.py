@@ -10,6 +10,8 @@ exchanges. Each distinct (Static, batch size) compiles once per session.
 from __future__ import annotations
 
 import contextlib
+import gc
+import os
 
 import jax
 import jax.numpy as jnp
@@ -279,3 +281,28 @@ def test_recompile_guard_detects_a_shape_change(batch):
     assert bb.static == build_static([A])
     assert isinstance(guard, Recompiled), "a new batch size compiled nothing?"
     assert "XLA compilations" in str(guard) and "jit cache growth [1, 1]" in str(guard)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs Linux /proc/self/maps")
+def test_release_compiled_unmaps_the_machine_code():
+    """A compiled bucket holds thousands of memory mappings on the CPU backend; release_compiled
+    must give them back (the suite once aborted at vm.max_map_count), and the compile caches are
+    bounded so that an in-process sweep over many shapes cannot grow without limit."""
+    from autonuma_jax.simulate import COMPILED_CACHE_SIZE, release_compiled, simulate
+
+    def maps():
+        with open("/proc/self/maps") as f:
+            return sum(1 for _ in f)
+
+    release_compiled()
+    gc.collect()
+    before = maps()
+    simulate([mini(policy="autonuma24", duration_s=0.5, seed=3)])
+    compiled = maps()
+    assert compiled - before > 200, (before, compiled)
+    release_compiled()
+    gc.collect()
+    after = maps()
+    assert after < before + (compiled - before) // 4, (before, compiled, after)
+    assert compiled_chunk.cache_info().maxsize == COMPILED_CACHE_SIZE
+    assert compiled_init.cache_info().maxsize == COMPILED_CACHE_SIZE
