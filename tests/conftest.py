@@ -5,6 +5,9 @@ import gc
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# In-process CLI jobs must not turn on JAX's persistent compilation cache for the rest of the session
+# (it is process-global, and its default folder is in the user's home); subprocess jobs get their own.
+os.environ["AUTONUMA_JAX_CACHE_DIR"] = ""
 
 import pytest
 

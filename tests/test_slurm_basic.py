@@ -62,7 +62,7 @@ def _wait_requeued_then_completed(cluster: SlurmCluster, job: str) -> None:
         return len(states) >= 2 and "REQUEUED" in states[:-1] and states[-1] == "COMPLETED"
 
     try:
-        cluster.wait_for(f"sacct to show job {job} requeued, then completed", ok, timeout=20)
+        cluster.wait_for(f"sacct to show job {job} requeued, then completed", ok, timeout=60)
     except TimeoutError:
         raise AssertionError(f"sacct -D -j {job}: {cluster.sacct(job, duplicates=True)}") from None
 
@@ -163,9 +163,10 @@ def test_template_checkpoints_and_requeues_on_usr1(slurm_cluster, tmp_path):
     """What --signal=B:USR1@120 does before the time limit, sent now with scancel."""
     stub = _script(tmp_path / "stub.sh", """#!/bin/bash
 p="$AUTONUMA_RUN_DIR/progress.txt"
+# the trap first: the test signals as soon as it reads the "start" line
+trap 'echo "checkpoint saved" >> "$p"; exit 75' USR1
 echo "start restart=${SLURM_RESTART_COUNT:-0} args=$*" >> "$p"
 if [ "${SLURM_RESTART_COUNT:-0}" -ge 1 ]; then echo "resumed and finished" >> "$p"; exit 0; fi
-trap 'echo "checkpoint saved" >> "$p"; exit 75' USR1
 while true; do sleep 0.1; done
 """)
     env = {"AUTONUMA_JOB_ROOT": str(tmp_path / "jobs"), "AUTONUMA_CMD": str(stub)}
