@@ -179,6 +179,25 @@ def test_alone_equals_inside_a_batch_and_a_shuffled_batch(alone, batch):
     assert_same_tree(config_state(b1, 0), config_state(bs, ja), "A alone vs A in shuffled batch: final state")
 
 
+def test_alone_equals_inside_a_batch_of_64_and_its_shuffle(alone):
+    """A among 63 other configurations of its bucket (seeds, policies, knob values), then the same
+    64 in a random order: A equals A alone, and every configuration equals itself across orders."""
+    b1, r1, _ = alone
+    policies = ("autonuma24", "none", "hard_bind", "inverse_bind")
+    others = [cfg(seed=10 + i, policy=policies[i % 4],
+                  autonuma__knuma_migrated__allow_first_fault=i % 2,
+                  autonuma__knuma_scand__pages_to_scan=8192 + 512 * (i % 16)) for i in range(63)]
+    cfgs = others[:37] + [A] + others[37:]
+    bb, rb, _ = run(cfgs)
+    assert bb.static == b1.static and len(rb) == 64
+    assert_same_result(r1, rb[37], "A alone vs A at index 37 of 64")
+    assert_same_tree(config_state(b1, 0), config_state(bb, 37), "A alone vs A in 64: final state")
+    order = np.random.default_rng(7).permutation(64)
+    bs, rs, _ = run([cfgs[i] for i in order])
+    for j, i in enumerate(order):
+        assert_same_result(rb[i], rs[j], f"config {i} at {j} in the shuffled 64")
+
+
 def test_alone_equals_inside_a_batch_with_larger_capacities(alone):
     """A configuration whose neighbour needs larger capacities (another bucket Static) must still
     give the same results: capacities are array sizes, not behaviour."""
