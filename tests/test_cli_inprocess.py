@@ -193,6 +193,14 @@ def test_progress_bar_on_a_terminal_and_lines_otherwise():
     assert len(lines) == 2  # the first one, then nothing until the interval passes, then the end
     assert "\r" not in plain.getvalue() and lines[-1].startswith("progress: 100.0%")
 
+    stopped = _Stream(False)
+    p = Progress(10, 1, mode="lines", interval_s=3600, stream=stopped)
+    for _ in range(3):
+        p.update()
+    p.close(complete=False)  # preempted: the last line says where it stopped, not 100 %
+    last = stopped.getvalue().splitlines()[-1]
+    assert last.startswith("progress:  30.0% (3/10 chunks") and "stopped (checkpointed)" in last, last
+
 
 def test_checkpoints_resume_an_interrupted_job_and_are_removed(sweep_job, tmp_path, monkeypatch):
     """A job killed after simulating (before its results were written) resumes from its checkpoint."""

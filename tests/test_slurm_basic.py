@@ -10,6 +10,7 @@ import re
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,11 @@ def _script(path: Path, text: str) -> Path:
 
 def _start_requeued_now(cluster: SlurmCluster, job: str) -> None:
     """SLURM holds a requeued job for ~2 minutes (BeginTime = requeue time + 121 s); a test
-    cannot wait that long, so once the job is pending again, make it eligible now."""
+    cannot wait that long, so once the job is pending again, make it eligible soon - but not in the
+    same second as the requeue: slurmd revokes the old run's credential with a one-second timestamp,
+    and a relaunch within that second is killed as "Job credential revoked" (seen in slurmctld.log)."""
+    pending_since = []
+
     def restarted():
         info = cluster.scontrol_job(job)
         if not info:
@@ -46,7 +51,9 @@ def _start_requeued_now(cluster: SlurmCluster, job: str) -> None:
         state = info.get("JobState")
         if state == "PENDING":
             # the hold may be set a moment after the job turns PENDING: repeat until it runs
-            if info.get("Reason") in ("BeginTime", "None"):
+            if not pending_since:
+                pending_since.append(time.monotonic())
+            if info.get("Reason") in ("BeginTime", "None") and time.monotonic() - pending_since[0] >= 2.5:
                 cluster.run("scontrol", "update", f"JobId={job}", "StartTime=now", check=False)
             return False
         return state == "RUNNING" or state in FINAL_STATES   # not while still COMPLETING

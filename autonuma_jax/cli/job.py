@@ -102,7 +102,7 @@ def simulate_runs(runs: list[Run], sim: dict, progress_cfg: dict | None = None, 
                     log=log)
     if prog.mode == "off":
         prog.update = lambda b=None: None  # type: ignore[method-assign]
-        prog.close = lambda: None  # type: ignore[method-assign]
+        prog.close = lambda complete=True: None  # type: ignore[method-assign]
     misses0 = compiled_chunk.cache_info().misses
     out = [None] * len(runs)
     for bi, idx in enumerate(batches):
@@ -122,7 +122,7 @@ def simulate_runs(runs: list[Run], sim: dict, progress_cfg: dict | None = None, 
         res = bucket.run(reports_per_chunk=rpc, stop_when_done=bool(sim.get("stop_when_done", True)),
                          on_chunk=prog.update, **kw)
         if getattr(bucket, "stopped", False):
-            prog.close()
+            prog.close(complete=False)
             raise Preempted(f"batch {bi + 1} checkpointed at {kw['checkpoint']}")
         prog.skip(n_chunks[bi] - (prog.done - before))
         for i, r in zip(idx, res):

@@ -98,6 +98,11 @@ class Progress:
                 else:
                     print(msg, file=self.stream, flush=True)
 
-    def close(self):
-        self.done = self.total
-        self._emit(final=True)
+    def close(self, complete: bool = True):
+        """The last line: 100 % when the job finished; where it stood when it stopped (preemption)."""
+        if complete:
+            self.done = self.total
+            self._emit(final=True)
+        else:
+            self._emitted_done = -1  # always say where it stopped
+            self._emit(" stopped (checkpointed)", final=True)
