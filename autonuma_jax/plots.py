@@ -11,15 +11,27 @@ import numpy as np
 from .metrics import local_fraction
 
 
-def _plt():
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (imported lazily: the core does not need it)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
 
 
+def finish_locality_axes(fig, ax, title: str, ylabel: str = "local fraction") -> None:
+    """The common frame of every local-fraction-over-time plot."""
+    ax.set_xlabel("simulated time [s]")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+
+
 def nmstat(result, path, title: str | None = None):
-    plt = _plt()
+    plt = pyplot()
     rows = result.rows
     st = result.static
     t = np.arange(1, len(rows["tick"]) + 1) * st.report_ticks * st.tick_s
@@ -44,18 +56,12 @@ def nmstat(result, path, title: str | None = None):
 
 
 def locality(results, path, title: str = "local fraction of accesses"):
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for r in results:
         st = r.static
         t = np.arange(1, len(r.rows["tick"]) + 1) * st.report_ticks * st.tick_s
         ax.plot(t, local_fraction(r.rows), label=r.config.label())
-    ax.set_xlabel("simulated time [s]")
-    ax.set_ylabel("local fraction")
-    ax.set_ylim(0, 1.02)
-    ax.set_title(title)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
+    finish_locality_axes(fig, ax, title)
     fig.savefig(path, dpi=110)
     plt.close(fig)

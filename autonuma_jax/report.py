@@ -27,6 +27,8 @@ from itertools import combinations
 
 import numpy as np
 
+from .plots import pyplot
+
 RESULTS = "results.parquet"
 TIMESERIES = "timeseries.parquet"
 REPORT_DIR = "report"
@@ -39,13 +41,6 @@ NON_METRIC = {"config_index", "combo", "combo_label", "label", "seed", "n_tasks"
 def _pd():
     import pandas as pd
     return pd
-
-
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
 
 
 def knob_columns(df) -> list[str]:
@@ -220,7 +215,7 @@ CURVES = (("local_fraction", "local fraction of accesses", None),
 
 def convergence_plot(results, series, path, max_groups: int = 12, title: str | None = None):
     """Mean over seeds per combination with the min-max band, against simulated time."""
-    plt = _plt()
+    plt = pyplot()
     df = results if "group" in results.columns else add_groups(results)
     key = ["job_dir", "config_index"] if "job_dir" in series.columns and "job_dir" in df.columns else ["config_index"]
     ts = series.merge(df[key + ["group"]], on=key, how="inner")
@@ -260,7 +255,7 @@ def convergence_plot(results, series, path, max_groups: int = 12, title: str | N
 
 def nmstat_plot(series_one, path, title: str = ""):
     """Per-node memory of each process over time for one configuration (the nmstat view, spec §9)."""
-    plt = _plt()
+    plt = pyplot()
     cols = [c for c in series_one.columns if c.startswith("mm") and c.endswith(".pages")
             and series_one[c].notna().any()]
     t = series_one["sim_time_s"].to_numpy(float)
@@ -305,7 +300,7 @@ def _safe(s: str) -> str:
 
 def heatmaps(results, out_dir, metric: str = "runtime_s", baseline: str = "auto", max_pairs: int = 6) -> list[str]:
     """Heatmaps of ``<metric>_ratio`` over every pair of swept numeric knobs / sim settings."""
-    plt = _plt()
+    plt = pyplot()
     df = results
     if metric not in df.columns:
         return []

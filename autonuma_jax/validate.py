@@ -80,6 +80,7 @@ import numpy as np
 from . import config as C
 from .knobs import Knobs, with_overrides
 from .machine import PRESETS
+from . import plots
 from .metrics import local_fraction
 from .workloads import BENCHMARKS
 
@@ -557,13 +558,6 @@ def markdown_report(rows: Sequence[dict], meta: dict) -> str:
 
 # ---- plots -----------------------------------------------------------------------------------
 
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
 def locality_curves(results) -> dict:
     """policy -> (t [s], per-seed local fractions [seeds, rows], mean over the seeds still working)
     of one cell; rows of unequal length are padded with NaN (a configuration whose threads are all
@@ -587,26 +581,20 @@ def locality_curves(results) -> dict:
 
 def plot_locality(curves: dict, path: str, title: str) -> None:
     """Bold: mean over the seeds still working; thin: each seed."""
-    plt = _plt()
+    plt = plots.pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for j, (p, (t, arr, mean)) in enumerate(curves.items()):
         color = f"C{j % 10}"
         for y in arr:
             ax.plot(t, y, color=color, lw=0.6, alpha=0.3)
         ax.plot(t, mean, color=color, lw=1.8, label=f"{p} ({len(arr)} seeds)")
-    ax.set_xlabel("simulated time [s]")
-    ax.set_ylabel("local fraction of accesses")
-    ax.set_ylim(0, 1.02)
-    ax.set_title(title)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
+    plots.finish_locality_axes(fig, ax, title, ylabel="local fraction of accesses")
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110))
     plt.close(fig)
 
 
 def plot_ratios(rows: Sequence[dict], path: str, title: str) -> None:
-    plt = _plt()
+    plt = plots.pyplot()
     wls = list(dict.fromkeys(r["workload"] for r in rows))
     pols = list(dict.fromkeys(r["policy"] for r in rows))
     fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(wls)), 4.5))
@@ -635,7 +623,6 @@ def plot_ratios(rows: Sequence[dict], path: str, title: str) -> None:
 
 
 def plot_nmstat(result, path: str) -> None:
-    from . import plots
     atomic_write(path, lambda tmp: plots.nmstat(result, tmp))
 
 

@@ -28,6 +28,12 @@ def _env(tmp_path, cluster):
     return env
 
 
+def _template_env(tmp_path, cluster):
+    """For the slurm/ templates: job folders under tmp_path, this interpreter, this checkout."""
+    return {**_env(tmp_path, cluster), "AUTONUMA_JOB_ROOT": str(tmp_path / "jobs"), "AUTONUMA_CMD": CMD,
+            "AUTONUMA_REPO": str(REPO)}
+
+
 def _results(d):
     df = pd.read_parquet(Path(d) / "results.parquet")
     return df[[c for c in df.columns if c not in ("wall_s", "job_id", "job_wall_s", "job_num", "job_overrides",
@@ -53,8 +59,7 @@ def test_hydra_multirun_with_the_submitit_slurm_launcher(slurm_cluster, tmp_path
 
 @pytest.mark.slurm
 def test_array_template_runs_real_sweep_points(slurm_cluster, tmp_path):
-    env = {**_env(tmp_path, slurm_cluster), "AUTONUMA_JOB_ROOT": str(tmp_path / "jobs"), "AUTONUMA_CMD": CMD,
-           "AUTONUMA_REPO": str(REPO)}
+    env = _template_env(tmp_path, slurm_cluster)
     points = tmp_path / "points.txt"
     points.write_text("seed=0\nseed=1\n")
     t0 = time.time()
@@ -71,8 +76,7 @@ def test_array_template_runs_real_sweep_points(slurm_cluster, tmp_path):
 
 @pytest.mark.slurm
 def test_signalled_job_checkpoints_requeues_and_resumes_identically(slurm_cluster, tmp_path):
-    env = {**_env(tmp_path, slurm_cluster), "AUTONUMA_JOB_ROOT": str(tmp_path / "jobs"), "AUTONUMA_CMD": CMD,
-           "AUTONUMA_REPO": str(REPO)}
+    env = _template_env(tmp_path, slurm_cluster)
     ref = tmp_path / "ref"
     subprocess.run([sys.executable, "-m", "autonuma_jax", *LONG, f"hydra.run.dir={ref}"], cwd=REPO, env=env,
                    check=True, capture_output=True, timeout=400)

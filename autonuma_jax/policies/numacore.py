@@ -34,6 +34,7 @@ from ..config import POLICY_NUMA_CORE
 from ..ops import bit, first_argmax
 from ..pytree import replace
 from ..sched.runqueue import curr, nr_running, runnable
+from ..sched.settle import move_tasks
 
 i32 = jnp.int32
 BIG = jnp.iinfo(jnp.int32).max
@@ -56,7 +57,6 @@ def buddy_counts(state, params, static):
 def interleave_target(state, params, static, task, unit):
     """Interleave node of each page for its (shared) faulting task: over the nodes with a quorum of
     buddies (all nodes when none has one), by the unit's address."""
-    N = static.n_nodes
     bc = buddy_counts(state, params, static)[params.workload.task_mm[task]]  # [X, N]
     mask = bc >= params.knobs.numa_core.buddy_quorum
     mask = jnp.where(jnp.any(mask, axis=1, keepdims=True), mask, True)
@@ -154,11 +154,7 @@ def placement(state, params, static):
     own_cpu_targeted = jax.ops.segment_sum(prop.astype(i32), tgt, num_segments=C + 1)[:C][jnp.maximum(tasks.cpu, 0)] > 0
     accepted = prop & (winner[ts] == ids) & ~own_cpu_targeted & ~jnp.where(partner >= 0, prop[jnp.maximum(partner, 0)],
                                                                            False)
-    old = tasks.cpu
-    cpu = old.at[jnp.where(accepted, ids, T)].set(ts, mode="drop")
-    cpu = cpu.at[jnp.where(accepted & (partner >= 0), partner, T)].set(old, mode="drop")
-    moved = jnp.zeros(T, bool).at[jnp.where(accepted, ids, T)].set(True, mode="drop")
-    moved = moved.at[jnp.where(accepted & (partner >= 0), partner, T)].set(True, mode="drop")
+    cpu, moved = move_tasks(tasks.cpu, accepted, ts, partner)
     return replace(state, tasks=replace(tasks, cpu=cpu)), jnp.sum(accepted.astype(i32)), moved
 
 

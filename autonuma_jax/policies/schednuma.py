@@ -25,6 +25,7 @@ from ..config import POLICY_SCHED_NUMA
 from ..ops import bit, first_argmax
 from ..pytree import replace
 from ..sched.runqueue import curr
+from ..sched.settle import exchange_cpus, settle_cpu_proposals
 
 i32 = jnp.int32
 
@@ -48,14 +49,6 @@ def pull_bias(state, params, static, fire):
             & bit(wp.cpus_allowed[p_c][None, :], n[:, None]) & bit(wp.cpus_allowed[q][:, None], n[None, :]))
     found = jnp.any(cand, axis=1) & act
     tgt_cpu = first_argmax(cand.astype(i32), axis=1)
-    cpus = jnp.arange(C, dtype=i32)
-    tgt = jnp.where(found, tgt_cpu, C)
-    targeted = jax.ops.segment_sum(found.astype(i32), tgt, num_segments=C + 1)[:C] > 0
-    winner = jax.ops.segment_min(jnp.where(found, cpus, C), tgt, num_segments=C + 1)[:C]
-    ts = jnp.minimum(tgt, C - 1)
-    accepted = found & (winner[ts] == cpus) & ~targeted & ~found[ts]
-    pa = jnp.where(accepted, q, T)
-    pc = jnp.where(accepted, cur[ts], T)
-    cpu = tasks.cpu.at[pa].set(ts, mode="drop").at[pc].set(cpus, mode="drop")
-    moved = jnp.zeros(T, bool).at[pa].set(True, mode="drop").at[pc].set(True, mode="drop")
+    accepted, ts = settle_cpu_proposals(found, tgt_cpu)
+    cpu, moved = exchange_cpus(tasks.cpu, accepted, q, cur[ts], ts)
     return replace(tasks, cpu=cpu), jnp.sum(accepted.astype(i32)), moved

@@ -34,6 +34,7 @@ from ..config import POLICY_BALANCENUMA, POLICY_NUMA_BALANCING, POLICY_NUMA_CORE
 from ..ops import bit, first_argmax, permille
 from ..pytree import replace
 from ..sched.runqueue import curr, nr_running, runnable
+from ..sched.settle import move_tasks
 from ..state import PMD_NUMA
 from ..mm.migrate import unit_mm
 from . import numacore
@@ -449,11 +450,6 @@ def task_numa_migrate(state, params, static):
     is_partner = jnp.zeros(T, bool).at[jnp.where(found & (partner >= 0), partner, T)].set(True, mode="drop")
     accepted = found & (winner[tsafe] == ids) & ~is_partner & ~jnp.where(partner >= 0, found[jnp.maximum(partner, 0)],
                                                                          False)
-    cpu = tasks.cpu
-    old = tasks.cpu
-    cpu = cpu.at[jnp.where(accepted, ids, T)].set(tsafe, mode="drop")
-    cpu = cpu.at[jnp.where(accepted & (partner >= 0), partner, T)].set(old, mode="drop")
-    moved = jnp.zeros(T, bool).at[jnp.where(accepted, ids, T)].set(True, mode="drop")
-    moved = moved.at[jnp.where(accepted & (partner >= 0), partner, T)].set(True, mode="drop")
+    cpu, moved = move_tasks(tasks.cpu, accepted, tsafe, partner)
     nb = replace(nb, migrate_retry=retry)
     return replace(state, tasks=replace(tasks, cpu=cpu), numab=nb), jnp.sum(accepted.astype(i32)), moved

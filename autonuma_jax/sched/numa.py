@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from ..ops import bit, first_argmax, permille
 from ..pytree import replace
 from .runqueue import curr
+from .settle import exchange_cpus, settle_cpu_proposals
 
 i32 = jnp.int32
 
@@ -79,12 +80,7 @@ def sched_autonuma_balance(state, params, static, policy_autonuma, enabled):
     searching = act & (enabled == 1) & ~anchored & ~fast
     proposer = searching & found
     # ---- settle concurrent decisions ------------------------------------------------------
-    cpus = jnp.arange(C, dtype=i32)
-    tgt = jnp.where(proposer, sel_cpu, C)
-    targeted = jax.ops.segment_sum(proposer.astype(i32), tgt, num_segments=C + 1)[:C] > 0
-    winner = jax.ops.segment_min(jnp.where(proposer, cpus, C), tgt, num_segments=C + 1)[:C]
-    tgt_safe = jnp.minimum(tgt, C - 1)
-    accepted = proposer & (winner[tgt_safe] == cpus) & ~targeted & ~proposer[tgt_safe]
+    accepted, tgt_safe = settle_cpu_proposals(proposer, sel_cpu)
     acc_tgt = jnp.where(accepted, sel_cpu, C)
     partnered = jax.ops.segment_sum(accepted.astype(i32), acc_tgt, num_segments=C + 1)[:C] > 0
     dropped = (proposer & ~accepted) | (act & partnered)
@@ -95,12 +91,7 @@ def sched_autonuma_balance(state, params, static, policy_autonuma, enabled):
     sel = tasks.task_selected_nid.at[jnp.where(upd, p, T)].set(new_sel, mode="drop")
 
     # ---- the exchange (stop_one_cpu works on both CPUs) -------------------------------------
-    o_acc = cur[jnp.minimum(sel_cpu, C - 1)]
-    cpu = tasks.cpu
-    cpu = cpu.at[jnp.where(accepted, p, T)].set(sel_cpu, mode="drop")
-    cpu = cpu.at[jnp.where(accepted, o_acc, T)].set(cpus, mode="drop")
-    moved = jnp.zeros(T, bool).at[jnp.where(accepted, p, T)].set(True, mode="drop")
-    moved = moved.at[jnp.where(accepted, o_acc, T)].set(True, mode="drop")
+    cpu, moved = exchange_cpus(tasks.cpu, accepted, p, cur[jnp.minimum(sel_cpu, C - 1)], sel_cpu)
     # rq->autonuma_balance: set for the CPUs of this tick's exchanges (the stop_one_cpu works run at
     # once); unchanged in a tick where no balance timer fires, so a skipped phase is a no-op.
     pending = jnp.where(jnp.any(fire), accepted | partnered, sched.pending)
