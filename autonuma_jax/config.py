@@ -14,7 +14,7 @@ from .errors import ConfigError, require
 from .knobs import Knobs, validate as validate_knobs
 from .machine import PAGE_SIZE, Machine, get_machine
 from .static import UNIT_2M, UNIT_4K, Static, pow2_at_least
-from .workloads import VARIANTS, Workload, make_benchmark
+from .workloads import BUILDS, VARIANTS, Workload, make_benchmark
 
 # Kernel policies understood by the engine (a traced integer, so they can share one batch).
 POLICY_NONE = 0  # Linux 3.6: first touch, NUMA-unaware CFS, no migration
@@ -87,6 +87,7 @@ class RunConfig:
     sim: SimConfig = field(default_factory=SimConfig)
     seed: int = 0
     variant: str = "default"  # workload variant when the policy does not impose one (e.g. no_force)
+    build: str = "latest"  # the dated autonuma-benchmark build (workloads.BUILDS): what default / inverse_bind compile to
 
     def resolved_machine(self) -> Machine:
         return self.machine if isinstance(self.machine, Machine) else get_machine(self.machine)
@@ -104,7 +105,7 @@ class RunConfig:
             return self.workload.validate(self.resolved_machine().n_nodes)
         pol_variant = POLICIES[self.policy][1]
         variant = pol_variant or self.variant
-        return make_benchmark(self.workload, self.resolved_machine(), variant, self.force_node())
+        return make_benchmark(self.workload, self.resolved_machine(), variant, self.force_node(), self.build)
 
     def label(self) -> str:
         wl = self.workload if isinstance(self.workload, str) else self.workload.name
@@ -120,6 +121,7 @@ def validate_run(cfg: RunConfig, index: int | None = None) -> RunConfig:
         require(isinstance(cfg.seed, int) and not isinstance(cfg.seed, bool) and 0 <= cfg.seed < 2**31,
                 "seed", cfg.seed, "an integer in [0, 2^31)")
         require(cfg.variant in VARIANTS, "variant", cfg.variant, f"one of {list(VARIANTS)}")
+        require(cfg.build in BUILDS, "workload.build", cfg.build, f"one of {sorted(BUILDS)}")
         machine = cfg.resolved_machine().validate()
         sim = cfg.sim.validate()
         validate_knobs(cfg.knobs)
@@ -167,8 +169,9 @@ def _check_fits(machine: Machine, wl: Workload, unit_pages: int) -> None:
 
 def units_limit(machine: Machine, tick_ns: int, unit_pages: int) -> int:
     """Most page units one thread of this machine can begin in a tick: alone on a core, local
-    memory, at the top of the speed clamp (1/0.6 of nominal), plus the unit in progress."""
-    max_bytes = machine.thread_bw_gbs * tick_ns / 0.6  # GB/s == bytes/ns
+    memory on an idle machine (its core's miss slots over the local latency), at the top of the
+    speed clamp (1.4 x nominal), plus the unit in progress."""
+    max_bytes = machine.thread_peak_gbs * tick_ns * 1.4  # GB/s == bytes/ns
     return math.ceil(max_bytes / (unit_pages * PAGE_SIZE)) + 2
 
 
@@ -205,7 +208,7 @@ def build_static(cfgs: Sequence[RunConfig]) -> Static:
     n_units = sum(-(-_units(p.mem_bytes, unit_pages) // upp) * upp for p in wl.processes)
     pte_faults = pte_mode(first)
     unit_bytes = unit_pages * PAGE_SIZE
-    # A thread alone on a core at local speed, 1/0.6 faster at the top of the jitter clamp.
+    # A thread alone on a core at local speed, 1.4 x faster at the top of the jitter clamp.
     units_per_tick = pow2_at_least(max(units_limit(c.resolved_machine(), sim.tick_ns, unit_pages) for c in cfgs), 4)
     max_scan = max(c.knobs.autonuma.knuma_scand.pages_to_scan for c in cfgs)
     scan_pmds = pow2_at_least(-(-max_scan // 512) + 1, 64)

@@ -163,6 +163,11 @@ class Sched:
     speed_correlation_ms: int = 2000
     # Each thread's accesses within a tick start at a random offset in [0, tick * this / 1000).
     phase_jitter_permille: int = 250
+    # Linux 3.6 active load balancing between nodes (sched/fair.py): at most one running task
+    # pushed onto an idle node this often, while another node runs two tasks more. The NUMA
+    # domain's idle balance interval (sd_weight ms, doubling on each failure) times the
+    # cache_nice_tries + 2 failures before need_active_balance() is about 200 ms. 0 = never.
+    active_balance_millisecs: int = 200
 
 
 @dataclass(frozen=True)
@@ -246,6 +251,7 @@ RANGES: dict[str, tuple] = {
     "sched.speed_jitter_permille": (0, 400, "int"),
     "sched.speed_correlation_ms": (1, 3_600_000, "int"),
     "sched.phase_jitter_permille": (0, 1000, "int"),
+    "sched.active_balance_millisecs": (0, 3_600_000, "int"),
 }
 
 

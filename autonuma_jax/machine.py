@@ -1,9 +1,18 @@
-"""NUMA machine presets: topology, memory, SLIT distances and bandwidths.
+"""NUMA machine presets: topology, memory, SLIT distances and the memory system's physics.
 
-One set of physical numbers per machine, each with its source or reasoning; nothing here is
-tuned per workload or per policy. CPUs are numbered node-major (cpu = node * cpus_per_node + i)
-and SMT siblings are adjacent (core = cpu // threads_per_core). The kernel iterates "for each
-node, for each CPU of the node", so this numbering does not change any decision.
+One set of physical numbers per machine, each with its source or reasoning; nothing here is tuned
+per workload or per policy. CPUs are numbered node-major (cpu = node * cpus_per_node + i) and SMT
+siblings are adjacent (core = cpu // threads_per_core). The kernel iterates "for each node, for
+each CPU of the node", so this numbering does not change any decision.
+
+The kernel sees the SLIT (``distance``: zonelists, fallback order). The memory system
+(``memsys.py``) sees latencies, miss slots and capacities: ``lat_local_ns`` / ``lat_remote_ns`` (a
+miss's idle latency, locally and one hop away; further SLIT distances scale linearly, or
+``latency_ns`` gives the matrix), ``core_mlp`` / ``socket_mlp`` (misses in flight per core and per
+node), ``node_bw_gbs`` (DRAM traffic one node's controller sustains), ``link_bw_gbs`` (data per
+direction per link, or ``link_matrix_gbs``) and ``bzero_traffic`` (DRAM lines moved per line
+written). ``docs/model.md`` gives the equations and, for every preset, its datasheet priors, the
+calibration against the published baseline runs and the fitted values.
 """
 from __future__ import annotations
 
@@ -25,11 +34,16 @@ class Machine:
     cpus_per_node: int
     threads_per_core: int
     mem_per_node_mib: int
-    distance: tuple  # SLIT, n_nodes x n_nodes, 10 on the diagonal
-    node_bw_gbs: float  # memory-controller bandwidth of one node (STREAM-class), GB/s
-    link_bw_gbs: float  # interconnect bandwidth per direction between two nodes, GB/s
-    thread_bw_gbs: float  # one thread alone on a core streaming writes to local memory, GB/s
-    smt_share: float  # share of thread_bw each of two busy SMT siblings gets
+    distance: tuple  # SLIT, n_nodes x n_nodes, 10 on the diagonal (what the kernel sees)
+    lat_local_ns: float  # idle latency of a cache-line miss to the local node's memory, ns
+    lat_remote_ns: float  # idle latency one hop away (the smallest remote SLIT distance), ns
+    core_mlp: float  # line misses one core keeps in flight (its line fill buffers; SMT siblings share them)
+    socket_mlp: float  # line misses all cores of one node keep in flight together (the uncore's queue)
+    node_bw_gbs: float  # DRAM traffic one node's memory controller sustains, GB/s
+    link_bw_gbs: float  # data one interconnect link carries per direction, GB/s
+    bzero_traffic: float = 2.0  # DRAM lines per line bzero writes: 2 = read for ownership + writeback, 1 = non-temporal
+    latency_ns: tuple | None = None  # explicit idle latency matrix (overrides the SLIT-derived one)
+    link_matrix_gbs: tuple | None = None  # explicit per-direction capacity of each link a -> b
     sources: str = ""
     description: str = ""
 
@@ -42,6 +56,11 @@ class Machine:
     def node_pages(self) -> int:
         return self.mem_per_node_mib * 1024 * 1024 // PAGE_SIZE
 
+    @property
+    def thread_peak_gbs(self) -> float:
+        """One thread alone on a core writing local memory on an idle machine: core_mlp * 64 B / latency."""
+        return self.core_mlp * 64.0 / float(self.latency_matrix().min())
+
     def cpu_node(self) -> np.ndarray:
         return np.repeat(np.arange(self.n_nodes, dtype=np.int32), self.cpus_per_node)
 
@@ -50,6 +69,22 @@ class Machine:
 
     def distance_matrix(self) -> np.ndarray:
         return np.asarray(self.distance, dtype=np.int32)
+
+    def latency_matrix(self) -> np.ndarray:
+        """[N, N] idle latency (ns) from a CPU of node a to memory of node b: explicit, or local plus
+        (remote - local) per SLIT step of the smallest remote distance (two hops: twice)."""
+        if self.latency_ns is not None:
+            return np.asarray(self.latency_ns, dtype=np.float64)
+        d = self.distance_matrix().astype(np.float64)
+        if self.n_nodes == 1:
+            return np.full((1, 1), self.lat_local_ns)
+        d1 = d[~np.eye(self.n_nodes, dtype=bool)].min()
+        return self.lat_local_ns + (self.lat_remote_ns - self.lat_local_ns) * (d - 10.0) / (d1 - 10.0)
+
+    def link_matrix(self) -> np.ndarray:
+        if self.link_matrix_gbs is not None:
+            return np.asarray(self.link_matrix_gbs, dtype=np.float64)
+        return np.full((self.n_nodes, self.n_nodes), float(self.link_bw_gbs))
 
     def zonelist(self) -> np.ndarray:
         """Row n: nodes ordered by SLIT distance from n, ties by node id (the kernel's zonelist)."""
@@ -86,10 +121,30 @@ class Machine:
         off = d[~np.eye(self.n_nodes, dtype=bool)]
         require(bool(np.all(off > 10)) and bool(np.all(off <= 254)), "machine.distance", off.tolist(),
                 "in (10, 254] off the diagonal")
-        for name in ("node_bw_gbs", "link_bw_gbs", "thread_bw_gbs"):
-            v = getattr(self, name)
-            require(v > 0 and v < 10000, f"machine.{name}", v, "a bandwidth in (0, 10000) GB/s")
-        require(0 < self.smt_share <= 1, "machine.smt_share", self.smt_share, "in (0, 1]")
+        require(10 <= self.lat_local_ns <= 4000, "machine.lat_local_ns", self.lat_local_ns, "a latency in [10, 4000] ns")
+        require(self.lat_local_ns <= self.lat_remote_ns <= 4000, "machine.lat_remote_ns", self.lat_remote_ns,
+                f"a latency in [lat_local_ns ({self.lat_local_ns}), 4000] ns")
+        if self.latency_ns is not None:
+            lat = np.asarray(self.latency_ns, dtype=np.float64)
+            require(lat.shape == (self.n_nodes, self.n_nodes), "machine.latency_ns", f"shape {lat.shape}",
+                    f"a {self.n_nodes}x{self.n_nodes} matrix")
+        lat = self.latency_matrix()
+        require(bool(np.all((lat >= 10) & (lat <= 4000))), "machine.latency_ns", lat.round(1).tolist(),
+                "latencies in [10, 4000] ns")
+        require(1 <= self.core_mlp <= 32, "machine.core_mlp", self.core_mlp, "in [1, 32] line misses per core")
+        require(1 <= self.socket_mlp <= 256, "machine.socket_mlp", self.socket_mlp, "in [1, 256] line misses per node")
+        require(0.5 <= self.node_bw_gbs <= 10000, "machine.node_bw_gbs", self.node_bw_gbs, "a bandwidth in [0.5, 10000] GB/s")
+        require(0.05 <= self.link_bw_gbs <= 10000, "machine.link_bw_gbs", self.link_bw_gbs,
+                "a bandwidth in [0.05, 10000] GB/s")
+        if self.link_matrix_gbs is not None:
+            lk = np.asarray(self.link_matrix_gbs, dtype=np.float64)
+            require(lk.shape == (self.n_nodes, self.n_nodes), "machine.link_matrix_gbs", f"shape {lk.shape}",
+                    f"a {self.n_nodes}x{self.n_nodes} matrix")
+            off_l = lk[~np.eye(self.n_nodes, dtype=bool)]
+            require(bool(np.all((off_l >= 0.05) & (off_l <= 10000))), "machine.link_matrix_gbs", off_l.tolist(),
+                    "bandwidths in [0.05, 10000] GB/s off the diagonal")
+        require(1.0 <= self.bzero_traffic <= 2.0, "machine.bzero_traffic", self.bzero_traffic,
+                "in [1, 2] DRAM lines per line written (2 = read for ownership + writeback, 1 = non-temporal)")
         return self
 
 
@@ -108,39 +163,47 @@ def _add(m: Machine) -> None:
     PRESETS[m.name] = m.validate()
 
 
+# Each preset's physics (latencies, miss slots, capacities, bzero_traffic) is the calibration fit
+# against the published baseline runs of its box (calibration.py; docs/model.md lists the datasheet
+# priors beside the fitted values and explains the far ones).
 _add(Machine(
     name="2node_24cpu", n_nodes=2, cpus_per_node=12, threads_per_core=2, mem_per_node_mib=8192,
-    distance=_flat(2, 20), node_bw_gbs=20.0, link_bw_gbs=12.8, thread_bw_gbs=6.0, smt_share=0.6,
-    description="2 sockets x 6 cores x 2 SMT (Westmere-EP class, e.g. Xeon X5650), 16 GiB, SLIT 10/20",
-    sources=("3 x DDR3-1333 channels per socket = 32 GB/s peak, STREAM ~20 GB/s per socket; "
-             "QPI 6.4 GT/s = 12.8 GB/s per direction; one core streams ~6 GB/s of writes; two "
-             "busy hyperthreads of a memory-bound core each get ~60% of one alone [I]"),
+    distance=_flat(2, 20), lat_local_ns=70.0, lat_remote_ns=135.0, core_mlp=10.0, socket_mlp=16.0,
+    node_bw_gbs=25.0, link_bw_gbs=12.8, bzero_traffic=2.0,
+    description="M1: 2 sockets x 6 cores x 2 SMT (Westmere-EP class, e.g. Xeon X5650), 16 GiB, SLIT 10/20",
+    sources="Westmere-EP: 10 line fill buffers per core, 3 x DDR3-1333 per socket (32 GB/s peak), QPI 6.4 GT/s "
+            "(12.8 GB/s per direction), ~70 ns local idle latency; fitted to the March 2012 baseline runs",
 ))
-_add(Machine(
-    name="2node_12core", n_nodes=2, cpus_per_node=6, threads_per_core=1, mem_per_node_mib=12288,
-    distance=_flat(2, 21), node_bw_gbs=20.0, link_bw_gbs=12.8, thread_bw_gbs=6.5, smt_share=1.0,
-    description="2 sockets x 6 cores, SMT off (Westmere-EP, e.g. Xeon X5670), 24 GiB, SLIT 10/21",
-    sources="as 2node_24cpu; Intel BIOSes of that era report 21 for the remote socket",
-))
+_M3 = dict(n_nodes=2, mem_per_node_mib=12288, distance=_flat(2, 21), lat_local_ns=70.0, lat_remote_ns=118.0,
+           core_mlp=3.56, socket_mlp=13.2, node_bw_gbs=43.0, link_bw_gbs=12.8, bzero_traffic=1.0,
+           sources="2 x 6-core Intel (Westmere-EP / Sandy Bridge-EP class), 24 GB, SLIT 10/21; fitted to the "
+                   "November 2012 baseline runs with SMT off and on (one set of numbers for both)")
+_add(Machine(name="2node_12core", cpus_per_node=6, threads_per_core=1,
+             description="M3: 2 sockets x 6 cores, SMT off, 24 GB, SLIT 10/21", **_M3))
+_add(Machine(name="2node_12core_smt", cpus_per_node=12, threads_per_core=2,
+             description="M3 with SMT on: 2 sockets x 6 cores x 2 SMT, 24 GB, SLIT 10/21", **_M3))
 _add(Machine(
     name="4node_32cpu", n_nodes=4, cpus_per_node=8, threads_per_core=1, mem_per_node_mib=16384,
-    distance=_OPTERON4, node_bw_gbs=11.0, link_bw_gbs=6.4, thread_bw_gbs=4.5, smt_share=1.0,
-    description="2 x Opteron 6134 (Magny-Cours, one 8-core die per node), 64 GiB, SLIT 10/16/22",
-    sources=("2 x DDR3-1333 channels per die = 21 GB/s peak, STREAM ~11 GB/s per node; HyperTransport 3 "
-             "x8/x16 links ~6.4 GB/s per direction; one K10 core streams ~4.5 GB/s"),
+    distance=_OPTERON4, lat_local_ns=100.0, lat_remote_ns=142.0, core_mlp=10.3, socket_mlp=30.5,
+    node_bw_gbs=16.5, link_bw_gbs=3.5, bzero_traffic=1.0,
+    description="M4: 2 x Opteron 6134 (Magny-Cours, one 8-core die per node), 64 GiB, SLIT 10/16/22",
+    sources="Magny-Cours: 2 x DDR3-1333 per die (21.3 GB/s peak), HyperTransport 3 links, ~100 ns local idle "
+            "latency; fitted to the November 2012 baseline runs",
 ))
 _add(Machine(
     name="4node_48cpu", n_nodes=4, cpus_per_node=12, threads_per_core=1, mem_per_node_mib=16384,
-    distance=_OPTERON4, node_bw_gbs=11.0, link_bw_gbs=6.4, thread_bw_gbs=4.0, smt_share=1.0,
-    description="2 x Opteron 6172 (12 cores per node), 64 GiB, SLIT 10/16/22",
-    sources="as 4node_32cpu, one K10 core at 2.1 GHz streams ~4 GB/s",
+    distance=_OPTERON4, lat_local_ns=100.0, lat_remote_ns=142.0, core_mlp=10.3, socket_mlp=30.5,
+    node_bw_gbs=16.5, link_bw_gbs=3.5, bzero_traffic=1.0,
+    description="2 x Opteron 6172 (12 cores per die), 64 GiB, SLIT 10/16/22",
+    sources="no published baseline: the memory system of 4node_32cpu (same platform), 12 cores per die",
 ))
 _add(Machine(
     name="8node_64cpu", n_nodes=8, cpus_per_node=8, threads_per_core=1, mem_per_node_mib=40960,
-    distance=_flat(8, 20), node_bw_gbs=18.0, link_bw_gbs=12.8, thread_bw_gbs=5.0, smt_share=1.0,
-    description="8 sockets x 8 cores (Westmere-EX, e.g. Xeon E7-8837), 320 GiB, flat SLIT 10/20",
-    sources=("4 x DDR3-1066 channels per socket through scalable memory buffers, STREAM ~18 GB/s per "
-             "socket; QPI 6.4 GT/s = 12.8 GB/s per direction; BIOS reports a flat 20"),
+    distance=_flat(8, 20), lat_local_ns=130.0, lat_remote_ns=600.0, core_mlp=6.7, socket_mlp=7.9,
+    node_bw_gbs=13.8, link_bw_gbs=1.1, bzero_traffic=2.0,
+    description="M6: 8 sockets x 8 cores (Westmere-EX, e.g. Xeon E7-8837), 320 GiB, flat SLIT 10/20",
+    sources="Westmere-EX: 4 x DDR3-1066 per socket through memory buffers, QPI 6.4 GT/s, ~130 ns local idle "
+            "latency; fitted to the October 2012 baseline runs",
 ))
 
 

@@ -30,10 +30,15 @@ class MachineParams:
     wmark_high: np.ndarray  # [N]
     distance: np.ndarray  # [N, N] SLIT
     zonelist: np.ndarray  # [N, N] nodes by distance from each node
-    unit_ns: np.ndarray  # [N, N] f32: ns for a thread on node a to write one unit on node b, alone
-    smt_slow: np.ndarray  # f32: time factor of a thread whose SMT sibling is busy (1 / smt_share)
-    node_cap_kib: np.ndarray  # [N] f32 memory-controller KiB per tick
-    link_cap_kib: np.ndarray  # [N, N] f32 interconnect KiB per tick (diagonal unused)
+    # the memory system (memsys.py): integer ps, Q8 miss slots, f32 scales of the utilisations
+    lat_ps: np.ndarray  # [N, N] idle latency of a miss from a CPU of node a to memory of node b
+    core_mlp_q8: np.ndarray  # miss slots of one core, Q8
+    socket_mlp_q8: np.ndarray  # [N] miss slots of one node's cores together, Q8
+    mc_svc_ps: np.ndarray  # [N] controller time per line written (bzero_traffic lines of DRAM traffic)
+    link_svc_ps: np.ndarray  # [N, N] link time per line carried
+    mc_scale: np.ndarray  # [N] f32: Q16 utilisation per byte/us written into the node
+    link_scale: np.ndarray  # [N, N] f32: Q16 utilisation per byte/us carried a -> b
+    rfo: np.ndarray  # f32: read-for-ownership lines per line written (bzero_traffic - 1)
 
 
 @pytree_dataclass
@@ -74,6 +79,7 @@ class Derived:
     balance_ticks: np.ndarray
     khugepaged_sleep_ticks: np.ndarray
     noise_threshold: np.ndarray  # P(noise move in a tick) * 2^24
+    active_balance_ticks: np.ndarray  # ticks between active-balance points (huge = never)
     phase_jitter_ns: np.ndarray
     speed_a: np.ndarray  # f32 AR(1) coefficient of the thread speed per tick, exp(-tick / correlation)
     speed_b: np.ndarray  # f32 innovation std per tick, jitter * sqrt(1 - a^2)
@@ -128,6 +134,24 @@ def _register_knobs():
 _register_knobs()
 
 
+def machine_params(m) -> dict:
+    """The memory system's numbers of machine ``m`` as engine arrays (memsys.py's units)."""
+    N = m.n_nodes
+    svc_mc = 64.0 * m.bzero_traffic / m.node_bw_gbs * 1000.0  # ps per line written (GB/s == bytes/ns)
+    svc_l = 64.0 / m.link_matrix() * 1000.0  # ps per line carried
+    q16_per_bpus = 65536.0 / (64.0 * 1e6)  # (bytes/us / 64 lines) * svc_ps / 1e6 ps per us, in Q16
+    return dict(
+        lat_ps=np.rint(m.latency_matrix() * 1000.0).astype(i32),
+        core_mlp_q8=np.asarray(int(round(m.core_mlp * 256)), i32),
+        socket_mlp_q8=np.full(N, int(round(m.socket_mlp * 256)), i32),
+        mc_svc_ps=np.full(N, int(round(svc_mc)), i32),
+        link_svc_ps=np.rint(svc_l).astype(i32),
+        mc_scale=np.full(N, svc_mc * q16_per_bpus, f32),
+        link_scale=(svc_l * q16_per_bpus).astype(f32),
+        rfo=np.asarray(m.bzero_traffic - 1.0, f32),
+    )
+
+
 def _ms_ticks(ms: float, tick_ns: int) -> int:
     """Sleeping `ms` wakes the daemon `ceil(ms / tick)` ticks later (at least one tick)."""
     return max(1, math.ceil(ms * 1e6 / tick_ns - 1e-9))
@@ -162,19 +186,11 @@ def build_params(cfg: RunConfig, static: Static) -> Params:
     full = (1 << N) - 1
     mn, low, high = m.watermarks_pages()
     dist = m.distance_matrix()
-    # A thread streams at thread_bw locally; remotely its bandwidth scales with 10/SLIT (the SLIT is
-    # the ACPI relative latency and a core's streaming is latency-bound by its outstanding misses) [I].
-    bw_bytes_per_ns = m.thread_bw_gbs  # GB/s == bytes/ns
-    unit_ns = (unit_bytes / bw_bytes_per_ns) * dist.astype(np.float64) / 10.0
     tick_s = static.tick_ns * 1e-9
-    node_cap = np.full(N, m.node_bw_gbs * 1e9 * tick_s / 1024, np.float64)
-    link_cap = np.full((N, N), m.link_bw_gbs * 1e9 * tick_s / 1024, np.float64)
+    mp = machine_params(m)
     mp = MachineParams(
         cpu_node=m.cpu_node(), cpu_core=m.cpu_core(), node_pages=np.full(N, m.node_pages, i32),
-        wmark_low=low.astype(i32), wmark_high=high.astype(i32), distance=dist, zonelist=m.zonelist(),
-        unit_ns=unit_ns.astype(f32), smt_slow=np.asarray(1.0 / m.smt_share, f32),
-        node_cap_kib=node_cap.astype(f32), link_cap_kib=link_cap.astype(f32),
-    )
+        wmark_low=low.astype(i32), wmark_high=high.astype(i32), distance=dist, zonelist=m.zonelist(), **mp)
 
     def region(t, off, ln):
         base = int(mm_start[t.mm])
@@ -214,6 +230,8 @@ def build_params(cfg: RunConfig, static: Static) -> Params:
                                            else k.autonuma.balance_interval_millisecs, tn), i32),
         khugepaged_sleep_ticks=np.asarray(_ms_ticks(k.transparent_hugepage.khugepaged.scan_sleep_millisecs, tn), i32),
         noise_threshold=np.asarray(int(round(noise_p * (1 << 24))), i32),
+        active_balance_ticks=np.asarray(_ms_ticks(k.sched.active_balance_millisecs, tn)
+                                        if k.sched.active_balance_millisecs > 0 else 2**31 - 1, i32),
         phase_jitter_ns=np.asarray(tn * k.sched.phase_jitter_permille // 1000, i32),
         speed_a=np.asarray(math.exp(-tn * 1e-6 / k.sched.speed_correlation_ms), f32),
         speed_b=np.asarray(k.sched.speed_jitter_permille

@@ -1,18 +1,16 @@
 """Where the time goes: each running thread streams writes through its region (``bzero``).
 
 Per tick, a thread with CPU budget B (its fair share of the tick minus kernel work it owes) begins
-the next page units of its region in order. Writing one unit costs
-``unit_ns[cpu_node, mem_node] * smt * jitter * contention`` where
-- ``unit_ns`` is the unit size over the thread's streaming bandwidth, which scales with
-  10 / SLIT distance (remote memory is latency-bound) [I];
-- ``smt`` slows a thread whose SMT sibling is busy (they share the core);
-- ``jitter`` is the thread's speed this tick (a seeded draw, per mille);
-- ``contention`` = max(1, demand / capacity) of the memory controller of the memory's node and of
-  the interconnect between the two nodes, from the bytes every thread would write this tick at
-  its uncontended speed (one fixed-point step of the bandwidth sharing) [I].
+the next page units of its region in order. How fast it writes them is the memory system's answer
+(``memsys.py``): the thread keeps ``n`` line misses in flight (its core's miss slots, shared with a
+busy SMT sibling, within its socket's), each taking the loaded latency from its CPU's node to the
+unit's node, so one unit takes ``unit * 4 * L_ps / (n_q8 * speed_pm)`` ns. The loaded latencies are
+the tick's fixed point over every thread's demand on every memory controller and link (the nodes
+of its next candidate units, or for absent units the node first touch would pick).
+
 The same progress drives both work done and the units touched, so a slowed thread also takes
-fewer hinting faults (modelling notes). Fault and allocation costs are paid from the next
-tick's budget (``debt_ns``) rather than inside this one, which keeps the tick non-circular.
+fewer hinting faults (modelling notes). Fault and allocation costs are paid from the next tick's
+budget (``debt_ns``) rather than inside this one, which keeps the tick non-circular.
 
 A thread's region may be a two-region cycle (``Thread.cycle_work`` passes over its work region,
 then ``cycle_alt`` over its alternate region, repeated: private/shared mixes, hot sets, GC sweeps);
@@ -26,6 +24,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from . import memsys
 from .mm.mempolicy import bind_mask, first_choice, preference
 from .ops import f32, floor_i32, q16_part
 from .pytree import pytree_dataclass
@@ -47,6 +46,8 @@ class Stream:
     n_done: jnp.ndarray  # [T] units completed
     frac: jnp.ndarray  # [T] Q16 progress into the next unit
     capped: jnp.ndarray  # [T] the thread could have done more than units_per_tick units
+    rho_mc: jnp.ndarray  # [N] Q16 utilisation of each memory controller (the tick's fixed point)
+    rho_link: jnp.ndarray  # [N, N] Q16 utilisation of each link a -> b
 
 
 @pytree_dataclass
@@ -99,7 +100,7 @@ def _cost(ns, frac, valid, cap):
     return jnp.where(valid, jnp.minimum(c, cap), cap)
 
 
-def stream(tasks, pages, params, static, draws, budget, running, sib_slow, autonuma_on):
+def stream(tasks, pages, params, static, draws, budget, running, core_busy, autonuma_on, memsys_prev):
     mp, wp = params.machine, params.workload
     T, A, N = static.n_tasks, static.units_per_tick, static.n_nodes
     cap = static.tick_ns + 1
@@ -119,26 +120,16 @@ def stream(tasks, pages, params, static, draws, budget, running, sib_slow, auton
     order, allowed = preference(mask, cpu_node[:, None], tasks.task_selected_nid[:, None], autonuma_on,
                                 mp.zonelist)
     est = jnp.where(node >= 0, node, first_choice(order, allowed))
-    jit = f32(1000.0) / draws.speed_pm.astype(f32)
-    base = mp.unit_ns[cpu_node[:, None], est] * sib_slow[:, None] * jit[:, None]
     B = budget[:, None]
 
-    # uncontended pass -> demand on each memory controller and link
-    ns0 = jnp.maximum(floor_i32(base), 1)
-    c0 = _cost(ns0, tasks.frac, valid, cap)
-    e0 = jnp.cumsum(c0, axis=1)
-    tin0 = jnp.where(valid, jnp.clip(jnp.minimum(e0, B) - (e0 - c0), 0), 0)
-    kib0 = floor_i32(tin0.astype(f32) / ns0.astype(f32) * unit_kib)
-    demand = jax.ops.segment_sum(kib0.ravel(), est.ravel(), num_segments=N)
-    remote = (est != cpu_node[:, None])
-    link_id = jnp.where(remote, cpu_node[:, None] * N + est, N * N)
-    link = jax.ops.segment_sum(kib0.ravel(), link_id.ravel(), num_segments=N * N + 1)[:N * N].reshape(N, N)
-    load = demand.astype(f32) / mp.node_cap_kib
-    link_load = jnp.where(jnp.eye(N, dtype=bool), f32(0), link.astype(f32) / mp.link_cap_kib)
-    cont = jnp.maximum(jnp.maximum(f32(1), load[None, :]), link_load)  # [cpu node, mem node]
+    # the memory system's fixed point over this tick's demand -> loaded latencies, miss slots
+    w_count = jnp.sum((valid[:, :, None] & (est[:, :, None] == jnp.arange(N, dtype=i32)[None, None, :])).astype(i32),
+                      axis=1)
+    frac_q10 = (jnp.right_shift(budget, 4) << 10) // max(static.tick_ns >> 4, 1)
+    L, n_q8, rho_mc, rho_link = memsys.solve(mp, memsys_prev.rho_mc, memsys_prev.rho_link, cpu_node, w_count,
+                                             core_busy, frac_q10, draws.speed_pm, active, N)
+    ns = memsys.unit_ns(L[cpu_node[:, None], est], n_q8, draws.speed_pm, static.unit_pages * 4096)
 
-    # contended pass -> progress
-    ns = jnp.maximum(floor_i32(base * cont[cpu_node[:, None], est]), 1)
     c = _cost(ns, tasks.frac, valid, cap)
     e = jnp.cumsum(c, axis=1)
     s = e - c
@@ -159,4 +150,4 @@ def stream(tasks, pages, params, static, draws, budget, running, sib_slow, auton
                                          < budget) & (jnp.sum(valid, axis=1) == lim)
     tau = s + draws.phase_ns[:, None]
     return Stream(unit=unit, valid=valid, touched=touched, est_node=est, order=order, allowed=allowed, tau=tau,
-                  kib=kib, n_done=n_done, frac=frac, capped=capped)
+                  kib=kib, n_done=n_done, frac=frac, capped=capped, rho_mc=rho_mc, rho_link=rho_link)

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .pytree import pytree_dataclass
-from .rng import initial_speed
+from .rng import initial_scand_wake, initial_speed
 from .static import Static
 
 i8, u8, i32 = jnp.int8, jnp.uint8, jnp.int32
@@ -45,7 +45,7 @@ class Tasks:
     passes: jnp.ndarray  # [T] passes completed in the current phase
     debt_ns: jnp.ndarray  # [T] CPU time owed to kernel work (faults, daemons, exchanges)
     exec_us: jnp.ndarray  # [T] CPU time received (CFS picks the smallest)
-    speed_pm: jnp.ndarray  # [T] current speed, per mille of nominal (AR(1), see rng.py)
+    speed_q: jnp.ndarray  # [T] current speed, per mille of nominal in Q12 (AR(1), see rng.py)
     finish_tick: jnp.ndarray  # [T] tick the task finished its work, -1 before
     task_numa_fault: jnp.ndarray  # [T, N]
     task_numa_fault_tot: jnp.ndarray  # [T]
@@ -95,6 +95,14 @@ class Migrated:
 class Sched:
     next_balance: jnp.ndarray  # [C] tick of each CPU's next sched_autonuma_balance
     pending: jnp.ndarray  # [C] bool: rq->autonuma_balance, an exchange decided this tick
+
+
+@pytree_dataclass
+class Memsys:
+    """The memory system's utilisations at the end of the last tick (memsys.py): the warm start of
+    this tick's fixed point, which is searched within ``memsys.WARM_WINDOW`` of them."""
+    rho_mc: jnp.ndarray  # [N] Q16 utilisation of each memory controller
+    rho_link: jnp.ndarray  # [N, N] Q16 utilisation of each link a -> b (diagonal unused)
 
 
 @pytree_dataclass
@@ -166,6 +174,7 @@ class State:
     migrated: Migrated
     sched: Sched
     khugepaged: Khugepaged
+    memsys: Memsys
     numab: Numab
     acc: Counters
     tot: Counters
@@ -180,7 +189,8 @@ def zero_counters() -> Counters:
 
 
 def init_state(static: Static, params) -> State:
-    """Boot: no memory touched, no task started, every daemon asleep or waiting. Pure and vmappable."""
+    """Boot: no memory touched, no task started, every daemon asleep or waiting (knuma_scand until a
+    seeded point of its cycle). Pure and vmappable."""
     N, C, T, M, U = static.n_nodes, static.n_cpus, static.n_tasks, static.n_mms, static.n_units
     mp = params.machine
     z = jnp.zeros((), i32)
@@ -193,7 +203,7 @@ def init_state(static: Static, params) -> State:
     tasks = Tasks(
         phase=jnp.zeros(T, i32), cpu=jnp.full(T, -1, i32), pos=jnp.zeros(T, i32), frac=jnp.zeros(T, i32),
         passes=jnp.zeros(T, i32), debt_ns=jnp.zeros(T, i32), exec_us=jnp.zeros(T, i32),
-        speed_pm=initial_speed(params.seed, T, params.knobs.sched.speed_jitter_permille),
+        speed_q=initial_speed(params.seed, T, params.knobs.sched.speed_jitter_permille),
         finish_tick=jnp.full(T, -1, i32), task_numa_fault=jnp.zeros((T, N), i32),
         task_numa_fault_tot=jnp.zeros(T, i32), task_numa_fault_pass=jnp.zeros(T, i32),
         task_selected_nid=jnp.full(T, -1, i32),
@@ -204,7 +214,10 @@ def init_state(static: Static, params) -> State:
         node_pages=jnp.zeros((M, N), i32), queued_pages=jnp.zeros((M, N), i32),
         generation=jnp.zeros(M, i32), exits_with_stats=jnp.zeros(M, i32),
     )
-    scand = Scand(phase=jnp.asarray(0, i32), wake_tick=z, mm=jnp.asarray(-1, i32), addr=z, progress=z,
+    # knuma_scand has been running since boot: it sleeps until a random point of its pass cycle
+    scand_wake = initial_scand_wake(params.seed, 2 * params.derived.pass_sleep_half_ticks)
+    scand = Scand(phase=jnp.asarray(SCAND_SLEEP, i32), wake_tick=scand_wake, mm=jnp.asarray(-1, i32), addr=z,
+                  progress=z,
                   pass_progress=z, call_progress=z, fault_tmp=jnp.zeros(N, i32), full_scans=z, pages_scanned=z)
     migrated = Migrated(
         nr_migrate_pages=jnp.zeros(N, i32), waiting=jnp.ones(N, bool), wake_tick=jnp.zeros(N, i32),
@@ -224,7 +237,8 @@ def init_state(static: Static, params) -> State:
         first_nid=jnp.full(M, -2, i32), next_reset=jnp.zeros(M, i32), rl_end=jnp.zeros(N, i32),
         rl_pages=jnp.zeros(N, i32))
     return State(tick=z, free_pages=mp.node_pages - 0, pages=pages, tasks=tasks, mms=mms, scand=scand,
-                 migrated=migrated, sched=sched, khugepaged=Khugepaged(cursor=z, wake_tick=z), numab=numab,
+                 migrated=migrated, sched=sched, khugepaged=Khugepaged(cursor=z, wake_tick=z),
+                 memsys=Memsys(rho_mc=jnp.zeros(N, i32), rho_link=jnp.zeros((N, N), i32)), numab=numab,
                  acc=zero_counters(), tot=zero_counters())
 
 

@@ -1,7 +1,7 @@
 """One tick of the machine, phases in a fixed order (the NumPy reference follows the same order):
 
 1. lifecycle   processes exit; one new thread is created and placed (fork balancing)
-2. CFS         a noise move (other activity), one load-balancing pull
+2. CFS         a noise move (other activity), one load-balancing pull, an active-balance push
 3. AutoNUMA    sched_autonuma_balance on busy CPUs whose balance timer fires (CPU follows memory)
 4. accesses    every running thread streams; first touch allocates; armed pmds/ptes take NUMA
                hinting faults (last_nid filter, queueing: memory follows CPU); threads advance
@@ -25,8 +25,8 @@ from .physics import stream
 from .pytree import replace
 from .rng import tick_draws
 from .sched import fair, numa
-from .sched.runqueue import nr_running, runnable, sibling_busy
-from .state import PMD_NUMA, SCAND_RUN, Counters
+from .sched.runqueue import busy_on_core, nr_running, runnable
+from .state import PMD_NUMA, SCAND_RUN, Counters, Memsys
 
 i32 = jnp.int32
 f32 = jnp.float32
@@ -61,8 +61,8 @@ def _phase_fns(static):
 
     def _draws(state, params):
         d = params.derived
-        draws = tick_draws(params.seed, state.tick, state.tasks.speed_pm, d.speed_a, d.speed_b, d.phase_jitter_ns)
-        state = replace(state, tasks=replace(state.tasks, speed_pm=draws.speed_pm))
+        draws = tick_draws(params.seed, state.tick, state.tasks.speed_q, d.speed_a, d.speed_b, d.phase_jitter_ns)
+        state = replace(state, tasks=replace(state.tasks, speed_q=draws.speed_q))
         return lifecycle.exit_mms(state, params, static, respawn=False), draws
 
     def _respawn_needed(state, params):
@@ -102,6 +102,13 @@ def _phase_fns(static):
         return replace(state, tasks=tasks), pulled
 
 
+    def _active_needed(state, params):
+        return fair.active_balance_needed(state.tasks, params, static, state.tick)
+
+    def _active(state, params):
+        tasks, moved = fair.active_balance(state.tasks, params, static, _affinity_on(params), state.tick)
+        return replace(state, tasks=tasks), moved
+
     def _balance_needed(state, params):
         return jnp.any(state.tick >= state.sched.next_balance)
 
@@ -126,11 +133,11 @@ def _phase_fns(static):
         share = jnp.where(run, static.tick_ns // jnp.maximum(nr[cpu], 1), 0)
         pay = jnp.minimum(tasks.debt_ns, share)
         budget = share - pay
-        sib = sibling_busy(nr, mp.cpu_core, static.n_cpus)[cpu]
-        sib_slow = jnp.where(sib, mp.smt_slow, f32(1.0))
+        core_busy = busy_on_core(nr, mp.cpu_core, static.n_cpus)[cpu]
         tasks = replace(tasks, debt_ns=tasks.debt_ns - pay, exec_us=tasks.exec_us + share // 1000)
-        st = stream(tasks, state.pages, params, static, draws, budget, run, sib_slow, _affinity_on(params))
-        return replace(state, tasks=tasks), st
+        st = stream(tasks, state.pages, params, static, draws, budget, run, core_busy, _affinity_on(params),
+                    state.memsys)
+        return replace(state, tasks=tasks, memsys=Memsys(rho_mc=st.rho_mc, rho_link=st.rho_link)), st
 
 
     def _access_needed(state, params, st):
@@ -299,6 +306,8 @@ def _phases(state, params, static, batched):
     # 2. CFS
     state, noise = gated(_noise_needed, _noise, state, params, draws)
     state, pulled = gated(_lb_needed, _lb, state, params)
+    state, pushed = gated(f["_active_needed"], f["_active"], state, params)
+    pulled = pulled | pushed
     # 3. sched_autonuma_balance
     state, (n_exch, moved) = gated(_balance_needed, _balance, state, params)
     # 4. accesses

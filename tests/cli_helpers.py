@@ -16,7 +16,7 @@ SWEEPS = REPO / "sweeps"
 # A shrunken numa01 on the 2-node test machine that finishes in ~2 simulated seconds: every CLI
 # subprocess test uses this one shape (1 configuration), so the persistent compilation cache
 # shared by the session compiles it once.
-TINY = ["experiment=quick", "sweep=none", "sim.duration_s=2", "workload.loops=20", "progress.mode=lines"]
+TINY = ["experiment=quick", "sweep=none", "sim.duration_s=4", "workload.loops=20", "progress.mode=lines"]
 
 
 def cli_env(cache_dir: str, home: str) -> dict:

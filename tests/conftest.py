@@ -16,11 +16,13 @@ from autonuma_jax.machine import Machine
 from autonuma_jax.workloads import numa01, numa02
 
 TINY2 = Machine(name="tiny2", n_nodes=2, cpus_per_node=4, threads_per_core=2, mem_per_node_mib=1024,
-                distance=((10, 20), (20, 10)), node_bw_gbs=20.0, link_bw_gbs=12.8, thread_bw_gbs=6.0,
-                smt_share=0.6, description="test machine: 2 nodes x 4 CPUs, 2 GiB")
+                distance=((10, 20), (20, 10)), lat_local_ns=70.0, lat_remote_ns=130.0, core_mlp=10.0,
+                socket_mlp=12.0, node_bw_gbs=20.0, link_bw_gbs=12.8, bzero_traffic=2.0,
+                description="test machine: 2 nodes x 4 CPUs, 2 GiB")
 TINY4 = Machine(name="tiny4", n_nodes=4, cpus_per_node=2, threads_per_core=1, mem_per_node_mib=512,
                 distance=((10, 16, 16, 22), (16, 10, 22, 16), (16, 22, 10, 16), (22, 16, 16, 10)),
-                node_bw_gbs=11.0, link_bw_gbs=6.4, thread_bw_gbs=4.5, smt_share=1.0,
+                lat_local_ns=100.0, lat_remote_ns=142.0, core_mlp=10.0, socket_mlp=16.0, node_bw_gbs=11.0,
+                link_bw_gbs=3.5, bzero_traffic=1.0,
                 description="test machine: 4 nodes x 2 CPUs, 2 GiB, Opteron-like SLIT")
 
 MiB = 1 << 20

@@ -7,6 +7,7 @@ import io
 import os
 import warnings
 
+import numpy as np
 import pytest
 
 pytest.importorskip("hydra")
@@ -220,4 +221,4 @@ def test_checkpoints_resume_an_interrupted_job_and_are_removed(sweep_job, tmp_pa
     resumed = pd.read_parquet(out / "results.parquet")
     fresh = pd.read_parquet(sweep_job[0] / "results.parquet")
     for col in ("runtime_s", "local_fraction_final", "pages_migrated", "converge_s"):
-        assert list(resumed[col]) == list(fresh[col]), col
+        np.testing.assert_array_equal(resumed[col].to_numpy(), fresh[col].to_numpy(), err_msg=col)  # NaN == NaN

@@ -65,17 +65,20 @@ def knob_overrides(draw, allow_invalid):
 def machines(draw, base):
     n = base.n_nodes
     d = [[10 if i == j else draw(st.integers(11, 40)) for j in range(n)] for i in range(n)]
+    lat = draw(st.floats(50.0, 200.0))
     return dataclasses.replace(
         base, distance=tuple(tuple(r) for r in d), node_bw_gbs=draw(st.floats(2.0, 40.0)),
-        link_bw_gbs=draw(st.floats(1.0, 20.0)), thread_bw_gbs=draw(st.floats(1.0, 8.0)),
-        smt_share=draw(st.floats(0.3, 1.0)), mem_per_node_mib=draw(st.sampled_from([512, 1024, 2048])))
+        link_bw_gbs=draw(st.floats(1.0, 20.0)), lat_local_ns=lat, lat_remote_ns=draw(st.floats(lat, 400.0)),
+        core_mlp=draw(st.floats(1.0, 16.0)), socket_mlp=draw(st.floats(1.0, 64.0)),
+        bzero_traffic=draw(st.floats(1.0, 2.0)), mem_per_node_mib=draw(st.sampled_from([512, 1024, 2048])))
 
 
 BAD_MACHINE = {
     "distance": lambda m: dataclasses.replace(m, distance=tuple(
         tuple(12 if (i == j == 0) else v for j, v in enumerate(r)) for i, r in enumerate(m.distance))),
     "node_bw_gbs": lambda m: dataclasses.replace(m, node_bw_gbs=-1.0),
-    "smt_share": lambda m: dataclasses.replace(m, smt_share=0.0),
+    "core_mlp": lambda m: dataclasses.replace(m, core_mlp=0.0),
+    "bzero_traffic": lambda m: dataclasses.replace(m, bzero_traffic=3.0),
     "mem_per_node_mib": lambda m: dataclasses.replace(m, mem_per_node_mib=1023),
 }
 
@@ -84,7 +87,8 @@ BAD_MACHINE = {
 def runner(base_name):
     """A fixed Static (room for the largest fuzzed capacities) and its compiled functions."""
     base = {"tiny2": TINY2, "tiny4": TINY4}[base_name]
-    cfg = mini(dataclasses.replace(base, thread_bw_gbs=8.0), "numa01", size_mib=64, loops=4, duration_s=TICKS / 1000,
+    # the fastest machine the fuzzing draws (16 miss slots, 50 ns): the largest per-tick capacity
+    cfg = mini(dataclasses.replace(base, core_mlp=16.0, lat_local_ns=50.0, lat_remote_ns=50.0), "numa01", size_mib=64, loops=4, duration_s=TICKS / 1000,
                report_ms=TICKS, check_invariants=True, knobs=CAPPED)
     static = build_static([cfg])
     return static

@@ -79,7 +79,11 @@ class Rig:
         return to_np(P.build_params(self.cfg(knobs, policy), self.static))
 
     def state(self, params=None):
-        return to_np(self._init(self.params if params is None else params))
+        """Boot state with knuma_scand due now (at boot it sleeps until a seeded point of its cycle,
+        tested in test_scand_boot_phase_is_seeded)."""
+        S = to_np(self._init(self.params if params is None else params))
+        return dataclasses.replace(S, scand=dataclasses.replace(S.scand, phase=np.asarray(SCAND_RUN, np.int32),
+                                                                wake_tick=np.asarray(0, np.int32)))
 
     # ---- crafting ------------------------------------------------------------------------
     def mm_of(self, u):
@@ -138,12 +142,12 @@ def _access(state, params, static):
     accesses go through memory.access (first-touch allocation, hinting faults)."""
     tasks = state.tasks
     d = params.derived
-    draws = tick_draws(params.seed, state.tick, tasks.speed_pm, d.speed_a, d.speed_b, d.phase_jitter_ns)
+    draws = tick_draws(params.seed, state.tick, tasks.speed_q, d.speed_a, d.speed_b, d.phase_jitter_ns)
     run = runnable(tasks)
     budget = jnp.where(run, static.tick_ns, 0).astype(jnp.int32)
-    sib = jnp.ones(static.n_tasks, jnp.float32)
+    core_busy = jnp.ones(static.n_tasks, jnp.int32)
     on = (params.policy == 1) & (params.knobs.autonuma.enabled == 1)
-    st = stream(tasks, state.pages, params, static, draws, budget, run, sib, on)
+    st = stream(tasks, state.pages, params, static, draws, budget, run, core_busy, on)
     state = memory.access(state, params, static, st, on)[0]
     return state, st.touched
 

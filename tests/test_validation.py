@@ -61,6 +61,14 @@ def test_bad_sim(field, value, needle):
     (dict(mem_per_node_mib=0), "machine.mem_per_node_mib=0"),
     (dict(mem_per_node_mib=1023), "whole 2 MiB page units"),
     (dict(node_bw_gbs=0), "machine.node_bw_gbs=0"),
+    (dict(core_mlp=40.0), "machine.core_mlp=40.0"),
+    (dict(socket_mlp=0.5), "machine.socket_mlp=0.5"),
+    (dict(lat_local_ns=5.0), "machine.lat_local_ns=5.0"),
+    (dict(lat_remote_ns=50.0), "machine.lat_remote_ns=50.0: must be a latency in [lat_local_ns"),
+    (dict(bzero_traffic=2.5), "machine.bzero_traffic=2.5"),
+    (dict(link_bw_gbs=0.0), "machine.link_bw_gbs=0.0"),
+    (dict(latency_ns=((70, 90, 1), (90, 70, 1))), "machine.latency_ns"),
+    (dict(link_matrix_gbs=((0, 0.01), (12.8, 0))), "machine.link_matrix_gbs"),
 ])
 def test_bad_machine(change, needle):
     m = dataclasses.replace(TINY2, **change)

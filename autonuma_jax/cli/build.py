@@ -19,11 +19,14 @@ from ..config import POLICIES, RunConfig, SimConfig
 from ..errors import ConfigError
 from ..knobs import RANGES, Knobs, flatten, with_overrides
 from ..machine import PRESETS, Machine, get_machine
-from ..workloads import BENCHMARKS, make_workload, numa01, numa02, size_loops_params
+from ..workloads import BENCHMARKS, VARIANTS, build_variant, make_workload, numa01, numa02, size_loops_params
 
 MiB = 1 << 20
 MACHINE_FIELDS = ("name", "n_nodes", "cpus_per_node", "threads_per_core", "mem_per_node_mib", "distance",
-                  "node_bw_gbs", "link_bw_gbs", "thread_bw_gbs", "smt_share", "description")
+                  "lat_local_ns", "lat_remote_ns", "core_mlp", "socket_mlp", "node_bw_gbs", "link_bw_gbs",
+                  "bzero_traffic", "latency_ns", "link_matrix_gbs", "description")
+# fields a custom machine (machine.preset=null) may leave out: they have defaults in Machine
+OPTIONAL_MACHINE_FIELDS = ("description", "bzero_traffic", "latency_ns", "link_matrix_gbs")
 SIM_FIELDS = tuple(f.name for f in fields(SimConfig))
 # sweep parameters that are not knobs
 SPECIAL = ("policy", "machine", "workload", "variant")
@@ -48,6 +51,9 @@ def build_machine(m: dict) -> Machine | str:
     over = {k: m.get(k) for k in MACHINE_FIELDS if m.get(k) is not None}
     if "distance" in over:
         over["distance"] = tuple(tuple(int(x) for x in row) for row in over["distance"])
+    for k in ("latency_ns", "link_matrix_gbs"):
+        if k in over:
+            over[k] = tuple(tuple(float(x) for x in row) for row in over[k])
     preset = m.get("preset")
     if preset is not None:
         base = get_machine(preset)
@@ -55,7 +61,7 @@ def build_machine(m: dict) -> Machine | str:
         if not over:
             return preset
         return replace(base, **over)
-    missing = [k for k in MACHINE_FIELDS if k not in over and k != "description"]
+    missing = [k for k in MACHINE_FIELDS if k not in over and k not in OPTIONAL_MACHINE_FIELDS]
     if missing:
         raise ConfigError(f"machine.preset=None: a custom machine needs machine.{missing[0]} "
                           f"(missing: {', '.join(missing)}), or pick a preset ({', '.join(sorted(PRESETS))})")
@@ -79,6 +85,9 @@ def build_workload(w: dict, machine, policy: str, seed: int):
         raise ConfigError(f"workload.loops={loops!r}: must be an integer >= 1")
     m = machine if isinstance(machine, Machine) else get_machine(machine)
     variant = (POLICIES.get(policy, (None, None))[1]) or w.get("variant", "default")
+    if variant not in VARIANTS:
+        raise ConfigError(f"workload.variant={variant!r}: must be one of {list(VARIANTS)}")
+    variant = build_variant(name, variant, w.get("build") or "latest")
     force_node = RunConfig(seed=seed).force_node()
     kw = {}
     if loops is not None:
@@ -106,7 +115,7 @@ def _build_registered(name: str, w: dict, params: dict, machine, policy: str, se
         params[pname] = v
     m = machine if isinstance(machine, Machine) else get_machine(machine)
     variant = (POLICIES.get(policy, (None, None))[1]) or w.get("variant", "default")
-    return make_workload(name, m, variant, RunConfig(seed=seed).force_node(), **params)
+    return make_workload(name, m, variant, RunConfig(seed=seed).force_node(), w.get("build") or "latest", **params)
 
 
 def _flat_dict(d: dict, prefix: str = "") -> dict:
@@ -136,7 +145,8 @@ def to_runconfig(spec: dict, seed: int) -> RunConfig:
     machine = build_machine(spec["machine"])
     workload = build_workload(spec["workload"], machine, policy, seed)
     return RunConfig(machine=machine, workload=workload, policy=policy, knobs=build_knobs(spec["policy"]),
-                     sim=build_sim(spec["sim"]), seed=seed, variant=spec["workload"].get("variant", "default"))
+                     sim=build_sim(spec["sim"]), seed=seed, variant=spec["workload"].get("variant", "default"),
+                     build=spec["workload"].get("build") or "latest")
 
 
 # ------------------------------------------------------------------------------------------

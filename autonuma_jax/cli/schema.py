@@ -76,10 +76,15 @@ class MachineConf:
     threads_per_core: Optional[int] = None
     mem_per_node_mib: Optional[int] = None
     distance: Optional[List[List[int]]] = None
+    lat_local_ns: Optional[float] = None
+    lat_remote_ns: Optional[float] = None
+    core_mlp: Optional[float] = None
+    socket_mlp: Optional[float] = None
     node_bw_gbs: Optional[float] = None
     link_bw_gbs: Optional[float] = None
-    thread_bw_gbs: Optional[float] = None
-    smt_share: Optional[float] = None
+    bzero_traffic: Optional[float] = None
+    latency_ns: Optional[List[List[float]]] = None
+    link_matrix_gbs: Optional[List[List[float]]] = None
     description: Optional[str] = None
 
 
@@ -91,7 +96,8 @@ class WorkloadConf:
     ``params``: the workload's own parameters (see its conf/workload/<name>.yaml; null = the
     documented default, derived from the machine where it says so)."""
     name: str = "numa01"
-    variant: str = "default"  # default | no_force (hard_bind / inverse_bind come from the policy)
+    variant: str = "default"  # default | no_force | split_init (hard_bind / inverse_bind come from the policy)
+    build: str = "latest"  # dated autonuma-benchmark build: 2012-03 | 2012-06-06 | 2012-07-05 | 2012-07-15 | latest
     size_mib: Optional[int] = None
     loops: Optional[int] = None
     params: Dict[str, Any] = field(default_factory=dict)

@@ -129,10 +129,15 @@ class ReferenceModel:
         self.wmark_low = [i(x) for x in mp.wmark_low]
         self.wmark_high = [i(x) for x in mp.wmark_high]
         self.zonelist = [[i(x) for x in row] for row in mp.zonelist]
-        self.unit_ns = np.asarray(mp.unit_ns, F32)
-        self.smt_slow = F32(mp.smt_slow)
-        self.node_cap_kib = np.asarray(mp.node_cap_kib, F32)
-        self.link_cap_kib = np.asarray(mp.link_cap_kib, F32)
+        # the memory system (memsys.py): integer ps and fixed point, f32 scales
+        self.lat_ps = [[i(x) for x in row] for row in mp.lat_ps]
+        self.core_mlp_q8 = i(mp.core_mlp_q8)
+        self.socket_mlp_q8 = [i(x) for x in mp.socket_mlp_q8]
+        self.mc_svc_ps = [i(x) for x in mp.mc_svc_ps]
+        self.link_svc_ps = [[i(x) for x in row] for row in mp.link_svc_ps]
+        self.mc_scale = [F32(x) for x in mp.mc_scale]
+        self.link_scale = [[F32(x) for x in row] for row in mp.link_scale]
+        self.rfo = F32(mp.rfo)
 
         self.task_mm = [i(x) for x in wp.task_mm]
         self.init_start = [i(x) for x in wp.init_start]
@@ -180,6 +185,7 @@ class ReferenceModel:
         self.balance_ticks = i(d.balance_ticks)
         self.khugepaged_sleep_ticks = i(d.khugepaged_sleep_ticks)
         self.noise_threshold = i(d.noise_threshold)
+        self.active_balance_ticks = i(d.active_balance_ticks)
         self.phase_jitter_ns = d.phase_jitter_ns
         self.speed_a = d.speed_a
         self.speed_b = d.speed_b
@@ -191,7 +197,7 @@ class ReferenceModel:
     # ------------------------------------------------------------------------------------------
     def _boot(self):
         import jax.numpy as jnp
-        from ..rng import initial_speed
+        from ..rng import initial_scand_wake, initial_speed
         N, C, T, M, U, P = self.N, self.C, self.T, self.M, self.U, self.P
         self.tick = 0
         self.free_pages = list(self.node_pages_cap)
@@ -201,7 +207,7 @@ class ReferenceModel:
         speed = np.asarray(initial_speed(self.seed, T, jnp.asarray(self.speed_jitter_permille)))
         self.tasks = SimpleNamespace(
             phase=[T_NEW] * T, cpu=[-1] * T, pos=[0] * T, frac=[0] * T, passes=[0] * T, debt_ns=[0] * T,
-            exec_us=[0] * T, speed_pm=[int(x) for x in speed], finish_tick=[-1] * T,
+            exec_us=[0] * T, speed_q=[int(x) for x in speed], finish_tick=[-1] * T,
             task_numa_fault=[[0] * N for _ in range(T)], task_numa_fault_tot=[0] * T,
             task_numa_fault_pass=[0] * T, task_selected_nid=[-1] * T)
         # every process exists (is on knuma_scand's list) from boot; its threads start one per tick
@@ -209,7 +215,9 @@ class ReferenceModel:
             alive=[True] * M, exited=[False] * M, mm_numa_fault=[[0] * N for _ in range(M)],
             mm_numa_fault_tot=[0] * M, mm_numa_fault_pass=[0] * M, node_pages=[[0] * N for _ in range(M)],
             queued_pages=[[0] * N for _ in range(M)], generation=[0] * M, exits_with_stats=[0] * M)
-        self.scand = SimpleNamespace(phase=SCAND_RUN, wake_tick=0, mm=-1, addr=0, progress=0, pass_progress=0,
+        # knuma_scand has run since boot: asleep until a seeded point of its pass cycle (same draw)
+        wake = int(np.asarray(initial_scand_wake(self.seed, jnp.int32(2 * self.pass_sleep_half_ticks))))
+        self.scand = SimpleNamespace(phase=SCAND_SLEEP, wake_tick=wake, mm=-1, addr=0, progress=0, pass_progress=0,
                                      call_progress=0, fault_tmp=[0] * N, full_scans=0, pages_scanned=0)
         # autonuma_migrate_head[src] of each destination: oldest entry first
         self.migrated = SimpleNamespace(nr_migrate_pages=[0] * N, waiting=[True] * N, wake_tick=[0] * N,
@@ -219,6 +227,8 @@ class ReferenceModel:
         self.sched = SimpleNamespace(next_balance=[1 + (c * self.balance_ticks) // C for c in range(C)],
                                      pending=[False] * C)
         self.khugepaged = SimpleNamespace(cursor=0, wake_tick=0)
+        # the memory system's utilisations of the last tick (the warm start of the next fixed point)
+        self.memsys = SimpleNamespace(rho_mc=[0] * N, rho_link=[[0] * N for _ in range(N)])
         self.acc = self._zero_counters()
         self.tot = self._zero_counters()
 
@@ -261,6 +271,7 @@ class ReferenceModel:
         self.sched = SimpleNamespace(next_balance=L(d["sched"]["next_balance"]), pending=B(d["sched"]["pending"]))
         self.khugepaged = SimpleNamespace(cursor=int(d["khugepaged"]["cursor"]),
                                           wake_tick=int(d["khugepaged"]["wake_tick"]))
+        self.memsys = SimpleNamespace(rho_mc=L(d["memsys"]["rho_mc"]), rho_link=L2(d["memsys"]["rho_link"]))
         for name in ("acc", "tot"):
             c = {k: (L(v) if k in ("overhead_us", "overhead_rem_ns", "kib_rem") else int(v))
                  for k, v in d[name].items()}
@@ -303,8 +314,13 @@ class ReferenceModel:
         return cur
 
     def sibling_busy(self, nr) -> list:
-        """Another CPU of the same core has work (SMT siblings share the core's bandwidth)."""
+        """Another CPU of the same core has work."""
         return [any(nr[o] > 0 for o in range(self.C) if o != c and self.cpu_core[o] == self.cpu_core[c])
+                for c in range(self.C)]
+
+    def busy_on_core(self, nr) -> list:
+        """CPUs of each CPU's core that have work (SMT siblings share the core's miss slots)."""
+        return [sum(1 for o in range(self.C) if self.cpu_core[o] == self.cpu_core[c] and nr[o] > 0)
                 for c in range(self.C)]
 
     def cpus_allowed_node(self, t: int, node: int) -> bool:
@@ -363,9 +379,10 @@ class ReferenceModel:
         """Advance by one tick; phases in the engine's order (tick.py)."""
         import jax.numpy as jnp
         tk = self.tasks
-        draws = _jitted_draws()(self.seed, jnp.int32(self.tick), jnp.asarray(tk.speed_pm, jnp.int32),
+        draws = _jitted_draws()(self.seed, jnp.int32(self.tick), jnp.asarray(tk.speed_q, jnp.int32),
                                 self.speed_a, self.speed_b, self.phase_jitter_ns)
-        tk.speed_pm = [int(x) for x in np.asarray(draws.speed_pm)]
+        tk.speed_q = [int(x) for x in np.asarray(draws.speed_q)]
+        speed_pm = [int(x) for x in np.asarray(draws.speed_pm)]
         phase_ns = [int(x) for x in np.asarray(draws.phase_ns)]
         noise = [int(x) for x in np.asarray(draws.noise)]
 
@@ -375,10 +392,11 @@ class ReferenceModel:
         # 2. CFS
         noise_moved = self.noise_move(noise)
         pulled = self.load_balance()
+        pulled = self.active_balance() or pulled
         # 3. sched_autonuma_balance
         n_exch, moved = self.sched_autonuma_balance()
         # 4. accesses, first touch, NUMA hinting faults, progress
-        acc = self.accesses(moved, phase_ns)
+        acc = self.accesses(moved, phase_ns, speed_pm)
         # 5. knuma_scand
         flush, scan_ns = self.knuma_scand()
         # 6. knuma_migrated
@@ -570,6 +588,37 @@ class ReferenceModel:
             return True
         return False
 
+    def active_balance(self) -> bool:
+        """Linux 3.6 active load balancing between nodes, at most once per active-balance interval:
+        when a node with an idle CPU runs at least two tasks fewer than the busiest node, the
+        busiest CPU of that node (the first with the most tasks) is stopped and one of its tasks is
+        pushed onto an idle CPU of the idlest such node (an idle core first): a task whose selected
+        node allows it there first (AutoNUMA's NUMA pass), else any (idle balancing may always
+        pull), lowest id first."""
+        if self.N < 2 or self.tick % self.active_balance_ticks != 0:
+            return False
+        tk = self.tasks
+        nr = self.nr_running()
+        node_nr = [sum(nr[c] for c in range(self.C) if self.cpu_node[c] == n) for n in range(self.N)]
+        with_idle = [n for n in range(self.N) if any(nr[c] == 0 for c in range(self.C) if self.cpu_node[c] == n)]
+        if not with_idle:
+            return False
+        a = min(with_idle, key=lambda n: (node_nr[n], n))
+        b = _first_argmax(node_nr)
+        if node_nr[b] < node_nr[a] + 2:
+            return False
+        sib = self.sibling_busy(nr)
+        dst = min((c for c in range(self.C) if self.cpu_node[c] == a and nr[c] == 0), key=lambda c: (int(sib[c]), c))
+        b_cpus = [c for c in range(self.C) if self.cpu_node[c] == b]
+        src = b_cpus[_first_argmax([nr[c] for c in b_cpus])]
+        on_src = [t for t in range(self.T) if self.runnable(t) and tk.cpu[t] == src and self.cpus_allowed_node(t, a)]
+        if not on_src:
+            return False
+        affine = [t for t in on_src if self.task_autonuma_cpu(t, a)]
+        tk.cpu[(affine or on_src)[0]] = dst
+        self.events["active_balance"] += 1
+        return True
+
     # ---- 3. sched_autonuma_balance (kernel/sched/numa.c, spec §6.1-6.2) --------------------------
     def sched_autonuma_balance(self):
         """Each busy CPU whose balance timer fires evaluates its current task. Returns
@@ -694,7 +743,7 @@ class ReferenceModel:
                 return n
         return order[0]
 
-    def accesses(self, moved, phase_ns):
+    def accesses(self, moved, phase_ns, speed_pm):
         tk, pg = self.tasks, self.pages
         T, N, A, w = self.T, self.N, self.A, self.w
         tick_ns = self.tick_ns
@@ -703,7 +752,7 @@ class ReferenceModel:
 
         # CPU time of the tick: a fair share of the CPU, minus the kernel work the thread owes
         nr = self.nr_running()
-        sib = self.sibling_busy(nr)
+        busy = self.busy_on_core(nr)
         running = [self.runnable(t) for t in range(T)]
         budget = [0] * T
         for t in range(T):
@@ -714,54 +763,26 @@ class ReferenceModel:
             tk.exec_us[t] += share // 1000
 
         # ---- the stream: each thread writes the next units of its region in order -------------------
-        # Writing a unit costs unit_ns[cpu node, memory node] * smt * jitter * contention, where the
-        # contention of a memory controller / an interconnect link is max(1, demand / capacity) of
-        # the KiB every thread would write this tick at its uncontended speed (physics.py).
         unit_kib = F32(w * 4)
         cap = tick_ns + 1
 
         def candidates(t):
-            """(k, unit, est_node, base ns) of the thread's next units while its passes last."""
+            """(k, unit, est_node) of the thread's next units while its passes last."""
             target = self.target(t)
-            cn = self.cpu_node[tk.cpu[t]]
-            jit = F32(1000.0) / F32(tk.speed_pm[t])
-            smt = self.smt_slow if sib[tk.cpu[t]] else F32(1.0)
             for k, (p, _, u) in zip(range(A), self.walk(t)):
                 if p >= target:
                     return
-                if pg.node[u] >= 0:
-                    est = pg.node[u]
-                else:
-                    est = self.first_choice(*self.preference(t, u))
-                yield k, u, est, self.unit_ns[cn, est] * smt * jit
+                est = pg.node[u] if pg.node[u] >= 0 else self.first_choice(*self.preference(t, u))
+                yield k, u, est
+
+        active = [running[t] and budget[t] > 0 for t in range(T)]
+        cands = {t: list(candidates(t)) for t in range(T) if active[t]}
+        node_of = [self.cpu_node[tk.cpu[t]] if running[t] else 0 for t in range(T)]
+        mem = self.memory_system(cands, node_of, busy, budget, speed_pm)
 
         def cost_of(t, k, ns):
             c = _q16_part(ns, 65536 - tk.frac[t]) if k == 0 else ns  # the rest of a begun unit
             return min(c, cap)
-
-        demand = [0] * N
-        link = [[0] * N for _ in range(N)]
-        for t in range(T):
-            if not (running[t] and budget[t] > 0):
-                continue
-            cn = self.cpu_node[tk.cpu[t]]
-            s = 0
-            for k, u, est, base in candidates(t):
-                if s >= budget[t]:
-                    break
-                ns0 = max(_floor(base), 1)
-                e = s + cost_of(t, k, ns0)
-                kib0 = _floor(F32(min(e, budget[t]) - s) / F32(ns0) * unit_kib)
-                demand[est] += kib0
-                if est != cn:
-                    link[cn][est] += kib0
-                s = e
-        cont = [[F32(0)] * N for _ in range(N)]
-        for a in range(N):
-            for b in range(N):
-                load = F32(demand[b]) / self.node_cap_kib[b]
-                link_load = F32(0) if a == b else F32(link[a][b]) / self.link_cap_kib[a, b]
-                cont[a][b] = max(max(F32(1.0), load), link_load)
 
         entries = []  # (unit, tau, task, k)
         kib_of = []  # (task, unit, kib)
@@ -773,12 +794,12 @@ class ReferenceModel:
             if budget[t] <= 0:  # all its time went to kernel work: it keeps its place
                 new_frac[t] = tk.frac[t]
                 continue
-            cn = self.cpu_node[tk.cpu[t]]
+            cn = node_of[t]
             s = 0
             e = 0
             frac = 0
-            for k, u, est, base in candidates(t):
-                ns = max(_floor(base * cont[cn][est]), 1)
+            for k, u, est in cands[t]:
+                ns = mem.unit_ns(t, cn, est)
                 e = s + cost_of(t, k, ns)
                 if s >= budget[t]:
                     break
@@ -881,6 +902,96 @@ class ReferenceModel:
             # kernel work of this tick is paid from the next ticks (the exchange: stop_one_cpu)
             tk.debt_ns[t] += out.fault_ns[t] + out.alloc_ns[t] + (self.cost.exchange_ns if moved[t] else 0)
         return out
+
+    def memory_system(self, cands, node_of, busy, budget, speed_pm):
+        """The tick's loaded latencies (memsys.py, written out as loops): every active thread keeps
+        n line misses in flight (its core's slots over its busy SMT siblings, scaled down when its
+        node's threads ask for more than the node's slots), each taking the idle latency from its
+        CPU's node to the memory's node plus the M/M/1 wait at that node's controller (and on the
+        link, when remote). Utilisations follow from the rates they imply; the fixed point is found
+        by bisecting every utilisation at once (Q16 integers) within +-4096 of the last tick's, first
+        testing the last tick's values, then 13 halvings; it remembers the result.
+
+        Returns an object with ``unit_ns(t, cpu_node, mem_node)``."""
+        N, T = self.N, self.T
+        ONE, RMAX, QCAP, RCAP = 65536, 65536 - 64, 1 << 23, 1 << 18
+        tick_ns = self.tick_ns
+        frac_q10 = [((budget[t] >> 4) << 10) // max(tick_ns >> 4, 1) for t in range(T)]
+        # weights: Q6 share of the thread's next candidate units on each node
+        wq = {}
+        for t, cs in cands.items():
+            cnt = [0] * N
+            for _, _, est in cs:
+                cnt[est] += 1
+            tot = sum(cnt)
+            if tot:
+                wq[t] = [(c << 6) // tot for c in cnt]
+        # miss slots: the core's, over its busy siblings; then the node's cap
+        n = {t: max(self.core_mlp_q8 // max(busy[self.tasks.cpu[t]], 1), 1) for t in wq}
+        occ = [0] * N
+        for t in wq:
+            occ[node_of[t]] += (n[t] * frac_q10[t]) >> 10
+        for t in wq:
+            o, cap_s = occ[node_of[t]], self.socket_mlp_q8[node_of[t]]
+            if o > cap_s:
+                n[t] = max((n[t] * cap_s) // max(o, 1), 1)
+
+        def queue(svc, rho):
+            return _floor(min(F32(svc) * F32(rho) / F32(ONE - rho), F32(QCAP)))
+
+        def lat(rho_mc, rho_l):
+            return [[self.lat_ps[a][b] + queue(self.mc_svc_ps[b], rho_mc[b])
+                     + (0 if a == b else queue(self.link_svc_ps[a][b], rho_l[a][b])) for b in range(N)]
+                    for a in range(N)]
+
+        def implied(L):
+            """Utilisations implied by latencies L: controllers [N], links [N][N]."""
+            x = [[0] * N for _ in range(N)]
+            for t, wt in wq.items():
+                a = node_of[t]
+                lbar = sum(wt[m] * L[a][m] for m in range(N)) // max(sum(wt), 1)
+                r = (n[t] * (1_000_000 * 64 // 256)) // max(lbar, 1)
+                r = min((r * speed_pm[t]) // 1000, RCAP)
+                r_eff = (r * frac_q10[t]) >> 10
+                for m in range(N):
+                    x[a][m] += (r_eff * wt[m]) >> 6
+            d = [sum(x[a][b] for a in range(N)) for b in range(N)]
+            rho_mc = [_floor(min(F32(d[b]) * self.mc_scale[b], F32(RMAX))) for b in range(N)]
+            rho_l = [[0 if a == b else _floor(min(F32(x[a][b] + _floor(F32(x[b][a]) * self.rfo))
+                                                   * self.link_scale[a][b], F32(RMAX))) for b in range(N)]
+                     for a in range(N)]
+            return rho_mc, rho_l
+
+        W = 1 << 12
+        prev_mc, prev_l = self.memsys.rho_mc, self.memsys.rho_link
+        lo_mc, hi_mc = [max(x - W, 0) for x in prev_mc], [min(x + W, RMAX) for x in prev_mc]
+        lo_l = [[max(x - W, 0) for x in row] for row in prev_l]
+        hi_l = [[min(x + W, RMAX) for x in row] for row in prev_l]
+        for step in range(14):  # the first test at last tick's values, then halvings
+            mid_mc = list(prev_mc) if step == 0 else [(lo_mc[b] + hi_mc[b]) >> 1 for b in range(N)]
+            mid_l = ([list(r) for r in prev_l] if step == 0 else
+                     [[(lo_l[a][b] + hi_l[a][b]) >> 1 for b in range(N)] for a in range(N)])
+            f_mc, f_l = implied(lat(mid_mc, mid_l))
+            for b in range(N):
+                if f_mc[b] > mid_mc[b]:
+                    lo_mc[b] = mid_mc[b] + 1
+                else:
+                    hi_mc[b] = mid_mc[b]
+                for a in range(N):  # (the diagonal is never used: a local miss crosses no link)
+                    if f_l[a][b] > mid_l[a][b]:
+                        lo_l[a][b] = mid_l[a][b] + 1
+                    else:
+                        hi_l[a][b] = mid_l[a][b]
+        L = lat(lo_mc, lo_l)
+        self.memsys.rho_mc, self.memsys.rho_link = lo_mc, lo_l
+        unit4 = F32(4 * self.w * 4096)
+
+        def unit_ns(t, a, b):
+            inv = F32(1.0) / F32(max(n[t] * speed_pm[t], 1))  # (a product with the reciprocal, as XLA does)
+            x = F32(L[a][b]) * unit4 * inv
+            return max(_floor(min(x, F32(1 << 30))), 1)
+
+        return SimpleNamespace(unit_ns=unit_ns, rho_mc=lo_mc, rho_link=lo_l, L=L, n=n)
 
     def allocate(self, requests):
         """The tick's first-touch allocations (unit, task), in page order. Returns (nodes, oom flags)."""
@@ -1201,6 +1312,7 @@ class ReferenceModel:
                          "pages_migrated": I(mg.pages_migrated)},
             "sched": {"next_balance": I(self.sched.next_balance), "pending": Bl(self.sched.pending)},
             "khugepaged": {"cursor": I(self.khugepaged.cursor), "wake_tick": I(self.khugepaged.wake_tick)},
+            "memsys": {"rho_mc": I(self.memsys.rho_mc), "rho_link": I(self.memsys.rho_link)},
             "acc": {k: I(v) for k, v in self.acc.items()},
             "tot": {k: I(v) for k, v in self.tot.items()},
         }
@@ -1306,6 +1418,7 @@ def engine_state_dict(state, static, params) -> dict:
                      "pages_migrated": I(s.migrated.pages_migrated)},
         "sched": group(s.sched),
         "khugepaged": group(s.khugepaged),
+        "memsys": group(s.memsys),
         "acc": group(s.acc),
         "tot": group(s.tot),
     }

@@ -10,6 +10,16 @@
 - ``load_balance``: one pull per tick from the busiest CPU (own node first) to a CPU with at least
   two fewer tasks: first a NUMA pass over affine tasks, then a relaxed pass, which
   ``load_balance_strict`` forbids except for idle balancing.
+- ``active_balance``: Linux 3.6 active load balancing between nodes. When a node has an idle CPU
+  and another node runs at least two more tasks, idle balancing at the NUMA level finds the busy
+  node's CPUs each running one task: nothing it may move without stopping a CPU, so its attempts
+  fail, and after ``cache_nice_tries + 2`` failures (``need_active_balance``) the busiest CPU's
+  running task is pushed onto the idle CPU (``active_load_balance_cpu_stop``). This is what spreads
+  the threads that are left as others finish. One such move per ``sched.active_balance_millisecs``
+  [I: the NUMA domain's idle interval (sd_weight ms, doubling on failure) times the 5 failures,
+  about 200 ms]. The stopper moves one task of the busiest CPU (the first such CPU of the busy
+  node) with ``move_one_task``: an affine task first (AutoNUMA's NUMA pass), else any (idle
+  balancing may always pull a non-affine task); lowest task id first.
 """
 from __future__ import annotations
 
@@ -103,4 +113,46 @@ def load_balance(tasks, params, static, autonuma_on, strict):
     do = jnp.any(has)
     t = jnp.where(do, choice[a], T)
     cpu = tasks.cpu.at[t].set(a, mode="drop")
+    return replace(tasks, cpu=cpu), do
+
+
+def active_balance_needed(tasks, params, static, tick):
+    """This tick is an active-balance point and some node is idle-ish next to a busier one."""
+    mp = params.machine
+    N = static.n_nodes
+    nr = nr_running(tasks, static.n_cpus)
+    node_nr = jax.ops.segment_sum(nr, mp.cpu_node, num_segments=N)
+    idle_cpu = jax.ops.segment_sum((nr == 0).astype(i32), mp.cpu_node, num_segments=N) > 0
+    due = (tick % params.derived.active_balance_ticks) == 0
+    lo = jnp.min(jnp.where(idle_cpu, node_nr, BIG))
+    return due & (jnp.max(node_nr) >= lo + 2) & (N > 1)
+
+
+def active_balance(tasks, params, static, autonuma_on, tick):
+    """One active-balance move (see the module docstring) at an active-balance point; returns
+    (tasks, moved). The identity when ``active_balance_needed`` is false."""
+    mp = params.machine
+    C, N, T = static.n_cpus, static.n_nodes, static.n_tasks
+    nr = nr_running(tasks, C)
+    node_nr = jax.ops.segment_sum(nr, mp.cpu_node, num_segments=N)
+    idle_cpu = jax.ops.segment_sum((nr == 0).astype(i32), mp.cpu_node, num_segments=N) > 0
+    a_node = jnp.argmin(jnp.where(idle_cpu, node_nr, BIG)).astype(i32)  # the idlest node with an idle CPU
+    b_node = first_argmax(node_nr)  # the busiest node
+    due = (tick % params.derived.active_balance_ticks) == 0
+    ok = due & (node_nr[b_node] >= node_nr[a_node] + 2) & idle_cpu[a_node]
+    # destination: an idle CPU of the idle node, on an idle core first
+    sib = sibling_busy(nr, mp.cpu_core, C).astype(i32)
+    dst_key = jnp.where((mp.cpu_node == a_node) & (nr == 0), sib, BIG)
+    dst = jnp.argmin(dst_key).astype(i32)
+    # source: the busiest CPU of the busy node (first maximum)
+    src = first_argmax(jnp.where(mp.cpu_node == b_node, nr, -1))
+    r = runnable(tasks)
+    ids = jnp.arange(T, dtype=i32)
+    on_src = r & (tasks.cpu == src) & bit(params.workload.cpus_allowed, a_node)
+    affine = on_src & task_autonuma_cpu(tasks.task_selected_nid, a_node, autonuma_on)
+    pick_aff = jnp.min(jnp.where(affine, ids, BIG))
+    pick_any = jnp.min(jnp.where(on_src, ids, BIG))
+    t = jnp.where(pick_aff < BIG, pick_aff, pick_any)
+    do = ok & (t < BIG)
+    cpu = tasks.cpu.at[jnp.where(do, t, T)].set(dst, mode="drop")
     return replace(tasks, cpu=cpu), do

@@ -36,11 +36,16 @@ def curr(tasks, n_cpus: int):
     return jnp.where(best == big, -1, best).astype(i32)
 
 
-def sibling_busy(nr, cpu_core, n_cpus: int):
-    """[C] another CPU of the same core has work (SMT siblings share the core's bandwidth)."""
+def busy_on_core(nr, cpu_core, n_cpus: int):
+    """[C] CPUs of each CPU's core that have work (SMT siblings share the core's miss slots)."""
     busy = (nr > 0).astype(i32)
     per_core = jax.ops.segment_sum(busy, cpu_core, num_segments=n_cpus)
-    return (per_core[cpu_core] - busy) > 0
+    return per_core[cpu_core]
+
+
+def sibling_busy(nr, cpu_core, n_cpus: int):
+    """[C] another CPU of the same core has work."""
+    return (busy_on_core(nr, cpu_core, n_cpus) - (nr > 0).astype(i32)) > 0
 
 
 def task_autonuma_cpu(selected_nid, cpu_node_of_dst, autonuma_on):

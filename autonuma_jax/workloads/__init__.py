@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import ConfigError
-from .autonuma_benchmark import BENCHMARKS as _AUTONUMA_BENCHMARK, VARIANTS, numa01, numa02
+from .autonuma_benchmark import BENCHMARKS as _AUTONUMA_BENCHMARK, BUILDS, VARIANTS, build_variant, numa01, numa02
 from .base import Process, Thread, Workload, combine
 from .common import MiB, check_params
 from .kbuild import PARAMS as _KBUILD_PARAMS, kbuild
@@ -72,12 +72,16 @@ def size_loops_params(name: str, params: dict) -> tuple:
     return e.size_param, e.loops_param
 
 
-def make_workload(name: str, machine, variant: str = "default", force_node: int = 0, **params) -> Workload:
-    """Workload ``name`` on ``machine`` with ``params`` (see each module's docstring), validated."""
+def make_workload(name: str, machine, variant: str = "default", force_node: int = 0, build: str = "latest",
+                  **params) -> Workload:
+    """Workload ``name`` on ``machine`` with ``params`` (see each module's docstring), validated.
+    ``build``: the dated build of the autonuma-benchmark sources (``BUILDS``), which decides what
+    the unbound run and inverse_bind compile to; other workloads ignore it."""
     if name not in WORKLOADS:
         raise ConfigError(f"workload={name!r}: must be one of {sorted(WORKLOADS)}")
     if variant not in VARIANTS:
         raise ConfigError(f"workload.variant={variant!r}: must be one of {list(VARIANTS)}")
+    variant = build_variant(name, variant, build)
     e = WORKLOADS[name]
     if e.params is not None:
         check_params(name, params, e.params)
@@ -89,12 +93,13 @@ def make_workload(name: str, machine, variant: str = "default", force_node: int 
     return wl.validate(machine.n_nodes)
 
 
-def make_benchmark(name: str, machine, variant: str = "default", force_node: int = 0, **params) -> Workload:
+def make_benchmark(name: str, machine, variant: str = "default", force_node: int = 0, build: str = "latest",
+                   **params) -> Workload:
     """The registered workload ``name`` (kept under its historical name; same as make_workload)."""
-    return make_workload(name, machine, variant, force_node, **params)
+    return make_workload(name, machine, variant, force_node, build, **params)
 
 
-__all__ = ["Process", "Thread", "Workload", "BENCHMARKS", "VARIANTS", "WORKLOADS", "Entry", "make_benchmark",
+__all__ = ["Process", "Thread", "Workload", "BENCHMARKS", "BUILDS", "VARIANTS", "build_variant", "WORKLOADS", "Entry", "make_benchmark",
            "make_workload", "size_loops_params", "numa01", "numa02", "stream", "specjbb", "kbuild", "parametric",
            "numactl_bound",
            "specjbb_2free_2bound", "bind_processes", "combine", "MiB"]
