@@ -37,7 +37,8 @@ POLICIES = ("none", "hard_bind", "inverse_bind")
 
 
 @dataclass(frozen=True)
-class Machine:
+class Box:
+    """One real machine of the published runs."""
     key: str  # M1, M3, M4, M6
     preset: str  # the autonuma_jax.machine preset that models it
     build: str  # the benchmark build its runs' date implies (workloads.BUILDS)
@@ -49,7 +50,7 @@ class Machine:
 
 @dataclass(frozen=True)
 class Row:
-    machine: str  # Machine.key (with SMT on/off for M3 folded into the preset)
+    machine: str  # Box.key (M3 with SMT off and on are two presets of one box)
     preset: str
     benchmark: str
     none_s: float | None
@@ -59,6 +60,8 @@ class Row:
     # a published figure the fit leaves out, and why (it is still reported): "" = none
     unfitted: tuple = ()
     why: str = ""
+    # another build the run may have used (validate also runs the unbound policy under it)
+    alt_build: str = ""
 
     def seconds(self, policy: str) -> float | None:
         return getattr(self, f"{policy}_s")
@@ -70,13 +73,13 @@ _M4 = "20121112184833.GA17503@gmail.com"
 _M6 = "20121013184019.GA3837@linux.vnet.ibm.com"
 
 MACHINES = {
-    "M1": Machine("M1", "2node_24cpu", "2012-03", "2012-03", "3.2/3.3-rc", _M1,
+    "M1": Box("M1", "2node_24cpu", "2012-03", "2012-03", "3.2/3.3-rc", _M1,
                   "2 sockets x 6 cores x 2 SMT (Westmere-EP class), 2 x 8 GiB"),
-    "M3": Machine("M3", "2node_12core", "latest", "2012-11", "3.7.0-rc3", _M3, "2 sockets x 6 cores, SMT off, 24 GB"),
-    "M3smt": Machine("M3smt", "2node_12core_smt", "latest", "2012-11", "3.7.0-rc3", _M3,
+    "M3": Box("M3", "2node_12core", "latest", "2012-11", "3.7.0-rc3", _M3, "2 sockets x 6 cores, SMT off, 24 GB"),
+    "M3smt": Box("M3smt", "2node_12core_smt", "latest", "2012-11", "3.7.0-rc3", _M3,
                      "2 sockets x 6 cores, SMT on, 24 GB"),
-    "M4": Machine("M4", "4node_32cpu", "latest", "2012-11", "3.7-rc", _M4, "4-node Opteron (Magny-Cours), 32 cores, 64 GB"),
-    "M6": Machine("M6", "8node_64cpu", "latest", "2012-10", "3.6", _M6, "8 sockets x 8 cores, 320 GB, SMT off"),
+    "M4": Box("M4", "4node_32cpu", "latest", "2012-11", "3.7-rc", _M4, "4-node Opteron (Magny-Cours), 32 cores, 64 GB"),
+    "M6": Box("M6", "8node_64cpu", "latest", "2012-10", "3.6", _M6, "8 sockets x 8 cores, 320 GB, SMT off"),
 }
 
 ROWS = (
@@ -84,7 +87,7 @@ ROWS = (
     Row("M1", "2node_24cpu", "numa01_THREAD_ALLOC", 491.0, 321.0, 623.0, _M1),
     Row("M1", "2node_24cpu", "numa02", 64.0, 42.0, 81.0, _M1, unfitted=("none/hard_bind",),
         why="which numa02 source the March 2012 runs used is not stated: the January 2012 one (split first "
-            "touch, which the date implies) or a later one (all memory on one node)"),
+            "touch, which the date implies) or a later one (all memory on one node)", alt_build="latest"),
     Row("M3", "2node_12core", "numa01", 121.53, 80.96, 145.97, _M3),
     Row("M3", "2node_12core", "numa01_THREAD_ALLOC", 397.47, 264.18, 476.53, _M3),
     Row("M3", "2node_12core", "numa02", 53.15, 35.25, 63.54, _M3),
@@ -112,7 +115,7 @@ def rows_for(preset: str) -> list[Row]:
     return [r for r in ROWS if r.preset == preset]
 
 
-def machine_for(preset: str) -> Machine | None:
+def machine_for(preset: str) -> Box | None:
     return next((m for m in MACHINES.values() if m.preset == preset), None)
 
 
@@ -126,7 +129,8 @@ _WSM_EP = {
     "lat_local_ns": (70.0, "Westmere-EP idle local latency ~65-70 ns (published MLC-class figures)"),
     "lat_remote_ns": (110.0, "one QPI hop ~105-110 ns idle"),
     "core_mlp": (10.0, "10 line fill buffers per Nehalem/Westmere core"),
-    "socket_mlp": (32.0, "32-entry global queue for core misses per socket (Nehalem/Westmere uncore)"),
+    "socket_mlp": (16.0, "global queue: 32 entries for reads / RFOs but 16 for writebacks per socket (Nehalem/"
+                         "Westmere uncore); a store stream needs one of each per line"),
     "node_bw_gbs": (25.0, "3 x DDR3-1333 = 32 GB/s peak per socket, ~78 % sustained"),
     "link_bw_gbs": (12.8, "QPI 6.4 GT/s: 12.8 GB/s per direction"),
     "bzero_traffic": (2.0, "ordinary stores: each written line is read for ownership, then written back"),

@@ -156,7 +156,8 @@ def scaling(sizes_gib, ticks):
         size = int(g) << 30
         m = Machine(name=f"bench_{g}g", n_nodes=2, cpus_per_node=4, threads_per_core=1,
                     mem_per_node_mib=max(2048, int(g * 1024 * 0.75)), distance=((10, 20), (20, 10)),
-                    node_bw_gbs=20.0, link_bw_gbs=12.8, thread_bw_gbs=6.0, smt_share=1.0)
+                    lat_local_ns=70.0, lat_remote_ns=130.0, core_mlp=6.0, socket_mlp=32.0, node_bw_gbs=20.0,
+                    link_bw_gbs=12.8)
         hot = 256 << 20  # every thread streams the same 256 MiB: the events per tick do not change
         th = tuple(Thread(mm=0, work_offset=0, work_len=hot, work_passes=1_000_000) for _ in range(4))
         wl = Workload(name=f"hot256M_of_{g}G", processes=(Process(mem_bytes=size),), threads=th)

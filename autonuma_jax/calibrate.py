@@ -45,6 +45,8 @@ from .machine import PRESETS, Machine
 from .workloads import WORKLOADS
 
 FIT = ("lat_remote_ns", "core_mlp", "socket_mlp", "node_bw_gbs", "link_bw_gbs")
+# presets that model one box share one set of physics and are fitted together
+GROUPS = ("2node_24cpu", "2node_12core+2node_12core_smt", "4node_32cpu", "8node_64cpu")
 LOOPS = {"numa01": 50, "numa01_THREAD_ALLOC": 1000, "numa02": 800, "numa02_SMT": 800}
 
 
@@ -76,41 +78,50 @@ def _built(bench, variant, build):
 def predict(machines: list[Machine], preset: str, fraction: float = 0.1, seeds: int = 1) -> list[dict]:
     """Extrapolated full-length runtimes of every published baseline row of ``preset`` for each
     candidate machine: one dict {(benchmark, policy): seconds} per candidate (NaN: did not finish)."""
+    return predict_group([{preset: m} for m in machines], (preset,), fraction, seeds)[0]
+
+
+def predict_group(cands: list[dict], presets: tuple, fraction: float = 0.1, seeds: int = 1) -> list[list[dict]]:
+    """``predict`` for presets that share their physics (one box with SMT off and on): ``cands`` are
+    {preset: Machine} per candidate; returns, per preset, one prediction per candidate. One
+    ``simulate`` call for everything."""
     from .simulate import simulate
-    bm = B.machine_for(preset)
-    rows = B.rows_for(preset)
     jobs = []
-    for ci, m in enumerate(machines):
-        for r in rows:
-            l1, l2 = loops_for(r.benchmark, fraction)
-            for pol in B.POLICIES:
-                pub = r.seconds(pol)
-                if pub is None:
-                    continue
-                # room for a run 3x slower than published (scaled to the shortened loops), at least 60 s
-                dur = max(60.0, 3.0 * pub * l2 / LOOPS[r.benchmark] + 30.0)
-                dur = float(math.ceil(dur / 20.0) * 20.0)
-                for s in range(seeds):
-                    for li, L in enumerate((l1, l2)):
-                        jobs.append(((ci, r.benchmark, pol, s, li), baseline_config(m, bm.build, r.benchmark, pol, L,
-                                                                                   s, dur)))
+    for ci, cand in enumerate(cands):
+        for preset in presets:
+            m = cand[preset]
+            bm = B.machine_for(preset)
+            for r in B.rows_for(preset):
+                l1, l2 = loops_for(r.benchmark, fraction)
+                for pol in B.POLICIES:
+                    pub = r.seconds(pol)
+                    if pub is None:
+                        continue
+                    # room for a run 3x slower than published (scaled to the shortened loops), at least 60 s
+                    dur = max(60.0, 3.0 * pub * l2 / LOOPS[r.benchmark] + 30.0)
+                    dur = float(math.ceil(dur / 20.0) * 20.0)
+                    for s in range(seeds):
+                        for li, L in enumerate((l1, l2)):
+                            jobs.append(((ci, preset, r.benchmark, pol, s, li),
+                                         baseline_config(m, bm.build, r.benchmark, pol, L, s, dur)))
     res = simulate([c for _, c in jobs], reports_per_chunk=20)
-    t = {}
-    for (key, _), out in zip(jobs, res):
-        t[key] = out.summary()["runtime_s"]
-    preds = []
-    for ci in range(len(machines)):
-        p = {}
-        for r in rows:
-            l1, l2 = loops_for(r.benchmark, fraction)
-            for pol in B.POLICIES:
-                if r.seconds(pol) is None:
-                    continue
-                vals = [extrapolate(t[(ci, r.benchmark, pol, s, 0)], t[(ci, r.benchmark, pol, s, 1)], l1, l2,
-                                    LOOPS[r.benchmark]) for s in range(seeds)]
-                p[(r.benchmark, pol)] = float(np.mean(vals))
-        preds.append(p)
-    return preds
+    t = {key: out.summary()["runtime_s"] for (key, _), out in zip(jobs, res)}
+    out = []
+    for preset in presets:
+        preds = []
+        for ci in range(len(cands)):
+            p = {}
+            for r in B.rows_for(preset):
+                l1, l2 = loops_for(r.benchmark, fraction)
+                for pol in B.POLICIES:
+                    if r.seconds(pol) is None:
+                        continue
+                    vals = [extrapolate(t[(ci, preset, r.benchmark, pol, s, 0)], t[(ci, preset, r.benchmark, pol, s, 1)],
+                                        l1, l2, LOOPS[r.benchmark]) for s in range(seeds)]
+                    p[(r.benchmark, pol)] = float(np.mean(vals))
+            preds.append(p)
+        out.append(preds)
+    return out
 
 
 def errors(pred: dict, preset: str) -> list[tuple]:
@@ -142,92 +153,115 @@ def objective(pred: dict, preset: str) -> float:
 
 def _clip(m: Machine, name: str, value: float) -> float:
     lo, hi = {"lat_remote_ns": (m.lat_local_ns, 4000.0), "core_mlp": (1.0, 32.0), "socket_mlp": (1.0, 256.0),
-              "node_bw_gbs": (0.5, 10000.0), "link_bw_gbs": (0.05, 10000.0), "lat_local_ns": (10.0, 4000.0)}[name]
+              "node_bw_gbs": (0.5, 10000.0), "link_bw_gbs": (0.05, 10000.0), "lat_local_ns": (10.0, 4000.0),
+              "lat_group_ns": (m.lat_remote_ns, 4000.0), "link_group_gbs": (0.05, 10000.0)}[name]
     return float(min(max(value, lo), hi))
 
 
 def _with(m: Machine, **kv) -> Machine:
-    kv = {k: _clip(m, k, v) for k, v in kv.items()}
+    kv = {k: (_clip(m, k, v) if k != "bzero_traffic" and v is not None else v) for k, v in kv.items()}
     return dataclasses.replace(m, **kv).validate()
 
 
-def fit(preset: str, params=FIT, rounds: int = 6, step: float = 1.3, fraction: float = 0.1, seeds: int = 1,
-        start: Machine | None = None, log=print) -> dict:
-    """Pattern search of ``params`` of ``preset``; returns a dict with the history and the fit."""
-    m = start or PRESETS[preset]
+PHYSICS = ("lat_local_ns", "lat_remote_ns", "core_mlp", "socket_mlp", "node_bw_gbs", "link_bw_gbs", "bzero_traffic",
+           "lat_group_ns", "link_group_gbs")
+
+
+def fit(presets, params=FIT, rounds: int = 6, step: float = 1.3, fraction: float = 0.1, seeds: int = 1,
+        start: dict | None = None, log=print) -> dict:
+    """Pattern search of ``params`` shared by ``presets`` (one box: e.g. SMT off and on); returns
+    a dict with the history, the fitted physics and each preset's prediction."""
+    presets = (presets,) if isinstance(presets, str) else tuple(presets)
+    base = PRESETS[presets[0]]
+    phys = dict(start or {p: getattr(base, p) for p in PHYSICS})
+
+    def machines(ph):
+        return {p: _with(PRESETS[p], **ph) for p in presets}
+
+    def evaluate(phs):
+        per = predict_group([machines(ph) for ph in phs], presets, fraction, seeds)
+        preds = [{p: per[i][c] for i, p in enumerate(presets)} for c in range(len(phs))]
+        return [sum(objective(pr[p], p) for p in presets) for pr in preds], preds
+
     history = []
-    base_pred = predict([m], preset, fraction, seeds)[0]
-    best = (objective(base_pred, preset), m, base_pred)
-    log(f"calibrate {preset}: start objective {best[0]:.4f}")
+    (o0,), (p0,) = evaluate([phys])
+    best = (o0, phys, p0)
+    log(f"calibrate {'+'.join(presets)}: start objective {o0:.4f}")
     for rnd in range(rounds):
         cur_obj, cur, _ = best
         cands = []
         for p in params:
-            v = getattr(cur, p)
-            cands += [(p, _with(cur, **{p: v * step})), (p, _with(cur, **{p: v / step}))]
+            for f in (step, 1 / step):
+                ph = dict(cur)
+                ph[p] = _clip(base, p, cur[p] * f)
+                cands.append((p, ph))
         t0 = time.time()
-        preds = predict([c for _, c in cands], preset, fraction, seeds)
-        objs = [objective(pr, preset) for pr in preds]
+        objs, preds = evaluate([ph for _, ph in cands])
         moves = {}
-        for (p, c), o, pr in zip(cands, objs, preds):
+        for (p, ph), o in zip(cands, objs):
             if o < cur_obj and (p not in moves or o < moves[p][0]):
-                moves[p] = (o, getattr(c, p), pr)
-            history.append(dict(round=rnd, param=p, value=getattr(c, p), objective=o))
-        single = min(((o, c, pr) for (p, c), o, pr in zip(cands, objs, preds)), key=lambda x: x[0])
+                moves[p] = (o, ph[p])
+            history.append(dict(round=rnd, param=p, value=ph[p], objective=o))
+        i = int(np.argmin(objs))
+        single = (objs[i], cands[i][1], preds[i])
         improved = False
         if len(moves) > 1:
-            comb = _with(cur, **{p: v for p, (_, v, _) in moves.items()})
-            cp = predict([comb], preset, fraction, seeds)[0]
-            co = objective(cp, preset)
+            comb = dict(cur, **{p: v for p, (_, v) in moves.items()})
+            (co,), (cp,) = evaluate([comb])
             history.append(dict(round=rnd, param="+".join(moves), value=None, objective=co))
             if co < single[0] and co < cur_obj:
                 best, improved = (co, comb, cp), True
         if not improved and single[0] < cur_obj:
             best, improved = single, True
         log(f"  round {rnd}: step x{step:.3f}, objective {cur_obj:.4f} -> {best[0]:.4f} "
-            f"({', '.join(f'{p}={getattr(best[1], p):.4g}' for p in params)}) [{time.time() - t0:.0f} s]")
+            f"({', '.join(f'{p}={best[1][p]:.4g}' for p in params)}) [{time.time() - t0:.0f} s]")
         if not improved:
             step = math.sqrt(step)
-    obj, mfit, pred = best
-    return dict(preset=preset, params=list(params), objective=obj, machine=mfit, prediction=pred, history=history,
-                fraction=fraction, seeds=seeds)
+    obj, phys, pred = best
+    return dict(presets=presets, params=list(params), objective=obj, physics=phys, prediction=pred,
+                history=history, fraction=fraction, seeds=seeds)
 
 
 def report(result: dict) -> str:
-    preset = result["preset"]
-    m = result["machine"]
-    prior = PRESETS[preset]
-    pri = B.PRIORS.get(preset, {})
-    tol = B.TOLERANCE.get(m.n_nodes, 0.25)
-    lines = [f"## {preset} (objective {result['objective']:.4f}, tolerance {tol:.0%})", "",
-             "| benchmark | quantity | simulated | published | error |", "|---|---|---:|---:|---:|"]
-    for bench, q, sim, pub, err in errors(result["prediction"], preset):
-        flag = "" if abs(err) <= tol else " **out**"
-        if not fitted(preset, bench, q):
-            flag += " (not fitted)"
-        lines.append(f"| {bench} | {q} | {sim:.3f} | {pub:.3f} | {err:+.1%}{flag} |")
-    lines += ["", "| parameter | fitted | preset before | datasheet prior | source |", "|---|---:|---:|---:|---|"]
-    for p in ("lat_local_ns", "lat_remote_ns", "core_mlp", "socket_mlp", "node_bw_gbs", "link_bw_gbs",
-              "bzero_traffic"):
+    presets = result["presets"]
+    phys = result["physics"]
+    first = PRESETS[presets[0]]
+    pri = B.PRIORS.get(presets[0], {})
+    lines = [f"## {' + '.join(presets)} (objective {result['objective']:.4f})", ""]
+    for preset in presets:
+        tol = B.TOLERANCE.get(PRESETS[preset].n_nodes, 0.25)
+        lines += [f"{preset} (tolerance {tol:.0%}; runtimes extrapolated from loops x {result['fraction']:g} "
+                  f"and x {2 * result['fraction']:g}):", "",
+                  "| benchmark | quantity | simulated | published | error |", "|---|---|---:|---:|---:|"]
+        for bench, q, sim, pub, err in errors(result["prediction"][preset], preset):
+            flag = "" if abs(err) <= tol else " **out**"
+            if not fitted(preset, bench, q):
+                flag += " (not fitted)"
+            lines.append(f"| {bench} | {q} | {sim:.3f} | {pub:.3f} | {err:+.1%}{flag} |")
+        lines.append("")
+    lines += ["| parameter | fitted | preset before | datasheet prior | source |", "|---|---:|---:|---:|---|"]
+    for p in PHYSICS:
+        if phys.get(p) is None:
+            continue
         pv, src = pri.get(p, (math.nan, ""))
-        lines.append(f"| {p} | {getattr(m, p):.4g} | {getattr(prior, p):.4g} | {pv:.4g} | {src} |")
+        mark = " (fitted)" if p in result["params"] else ""
+        before = getattr(first, p)
+        lines.append(f"| {p}{mark} | {phys[p]:.4g} | {before if before is None else f'{before:.4g}'} | {pv:.4g} | {src} |")
     return "\n".join(lines)
 
 
 def to_json(result: dict) -> dict:
-    m = result["machine"]
-    return dict(preset=result["preset"], objective=result["objective"], fraction=result["fraction"],
-                seeds=result["seeds"], params=result["params"],
-                fitted={p: getattr(m, p) for p in ("lat_local_ns", "lat_remote_ns", "core_mlp", "socket_mlp",
-                                                   "node_bw_gbs", "link_bw_gbs", "bzero_traffic")},
-                rows=[dict(benchmark=b, quantity=q, simulated=s, published=p, error=e)
-                      for b, q, s, p, e in errors(result["prediction"], result["preset"])],
+    return dict(presets=list(result["presets"]), objective=result["objective"], fraction=result["fraction"],
+                seeds=result["seeds"], params=result["params"], fitted=result["physics"],
+                rows=[dict(preset=p, benchmark=b, quantity=q, simulated=s, published=pub, error=e)
+                      for p in result["presets"] for b, q, s, pub, e in errors(result["prediction"][p], p)],
                 history=result["history"])
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m autonuma_jax.calibrate", description=__doc__.split("\n")[0])
-    ap.add_argument("--machines", default=",".join(B.presets()), help="presets with published baselines")
+    ap.add_argument("--machines", default=",".join(GROUPS),
+                    help="presets with published baselines; presets joined with + share one set of physics")
     ap.add_argument("--fit", default=",".join(FIT), help="machine fields to fit")
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--step", type=float, default=1.3, help="initial multiplicative step")
@@ -237,31 +271,34 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true", help="print the JSON results")
     a = ap.parse_args(argv)
     params = tuple(x for x in a.fit.split(",") if x)
-    bad = [p for p in params if p not in ("lat_local_ns",) + FIT]
+    fittable = ("lat_local_ns",) + FIT + ("lat_group_ns", "link_group_gbs")
+    bad = [p for p in params if p not in fittable]
     if bad:
-        print(f"error: --fit={bad[0]}: must be among {', '.join(('lat_local_ns',) + FIT)}", file=sys.stderr)
+        print(f"error: --fit={bad[0]}: must be among {', '.join(fittable)}", file=sys.stderr)
         return 2
-    presets = [x for x in a.machines.split(",") if x]
-    for p in presets:
-        if p not in B.presets():
-            print(f"error: --machines={p}: must be one of {', '.join(B.presets())} (presets with baselines)",
-                  file=sys.stderr)
-            return 2
+    groups = [tuple(g.split("+")) for g in a.machines.split(",") if g]
+    for g in groups:
+        for p in g:
+            if p not in B.presets():
+                print(f"error: --machines={p}: must be one of {', '.join(B.presets())} (presets with baselines)",
+                      file=sys.stderr)
+                return 2
     if not (0 < a.fraction <= 0.5) or a.rounds < 0 or a.seeds < 1 or a.step <= 1:
         print("error: --fraction in (0, 0.5], --rounds >= 0, --seeds >= 1, --step > 1", file=sys.stderr)
         return 2
     out = []
-    for p in presets:
-        r = fit(p, params, a.rounds, a.step, a.fraction, a.seeds, log=lambda s: print(s, file=sys.stderr, flush=True))
+    for g in groups:
+        r = fit(g, params, a.rounds, a.step, a.fraction, a.seeds, log=lambda s: print(s, file=sys.stderr, flush=True))
         md = report(r)
         print(md + "\n", flush=True)
         j = to_json(r)
         out.append(j)
         if a.out:
             os.makedirs(a.out, exist_ok=True)
-            with open(os.path.join(a.out, f"calibration_{p}.json"), "w") as f:
+            name = "+".join(g)
+            with open(os.path.join(a.out, f"calibration_{name}.json"), "w") as f:
                 json.dump(j, f, indent=1)
-            with open(os.path.join(a.out, f"calibration_{p}.md"), "w") as f:
+            with open(os.path.join(a.out, f"calibration_{name}.md"), "w") as f:
                 f.write(md + "\n")
     if a.json:
         print(json.dumps(out, indent=1))

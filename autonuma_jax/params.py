@@ -79,7 +79,7 @@ class Derived:
     balance_ticks: np.ndarray
     khugepaged_sleep_ticks: np.ndarray
     noise_threshold: np.ndarray  # P(noise move in a tick) * 2^24
-    active_balance_ticks: np.ndarray  # ticks between active-balance points (huge = never)
+    active_balance_ticks: np.ndarray  # ticks between active-balance points (0 = never)
     phase_jitter_ns: np.ndarray
     speed_a: np.ndarray  # f32 AR(1) coefficient of the thread speed per tick, exp(-tick / correlation)
     speed_b: np.ndarray  # f32 innovation std per tick, jitter * sqrt(1 - a^2)
@@ -231,7 +231,7 @@ def build_params(cfg: RunConfig, static: Static) -> Params:
         khugepaged_sleep_ticks=np.asarray(_ms_ticks(k.transparent_hugepage.khugepaged.scan_sleep_millisecs, tn), i32),
         noise_threshold=np.asarray(int(round(noise_p * (1 << 24))), i32),
         active_balance_ticks=np.asarray(_ms_ticks(k.sched.active_balance_millisecs, tn)
-                                        if k.sched.active_balance_millisecs > 0 else 2**31 - 1, i32),
+                                        if k.sched.active_balance_millisecs > 0 else 0, i32),
         phase_jitter_ns=np.asarray(tn * k.sched.phase_jitter_permille // 1000, i32),
         speed_a=np.asarray(math.exp(-tn * 1e-6 / k.sched.speed_correlation_ms), f32),
         speed_b=np.asarray(k.sched.speed_jitter_permille

@@ -66,9 +66,13 @@ def machines(draw, base):
     n = base.n_nodes
     d = [[10 if i == j else draw(st.integers(11, 40)) for j in range(n)] for i in range(n)]
     lat = draw(st.floats(50.0, 200.0))
+    off = [v for i, r in enumerate(d) for j, v in enumerate(r) if i != j]
+    # the latency one SLIT step away, chosen so that the farthest distance stays <= 4000 ns
+    top = lat + (4000.0 - lat) * (min(off) - 10) / (max(off) - 10)
     return dataclasses.replace(
         base, distance=tuple(tuple(r) for r in d), node_bw_gbs=draw(st.floats(2.0, 40.0)),
-        link_bw_gbs=draw(st.floats(1.0, 20.0)), lat_local_ns=lat, lat_remote_ns=draw(st.floats(lat, 400.0)),
+        link_bw_gbs=draw(st.floats(1.0, 20.0)), lat_local_ns=lat,
+        lat_remote_ns=draw(st.floats(lat, max(lat, min(400.0, top)))),
         core_mlp=draw(st.floats(1.0, 16.0)), socket_mlp=draw(st.floats(1.0, 64.0)),
         bzero_traffic=draw(st.floats(1.0, 2.0)), mem_per_node_mib=draw(st.sampled_from([512, 1024, 2048])))
 

@@ -147,7 +147,7 @@ def _access(state, params, static):
     budget = jnp.where(run, static.tick_ns, 0).astype(jnp.int32)
     core_busy = jnp.ones(static.n_tasks, jnp.int32)
     on = (params.policy == 1) & (params.knobs.autonuma.enabled == 1)
-    st = stream(tasks, state.pages, params, static, draws, budget, run, core_busy, on)
+    st = stream(tasks, state.pages, params, static, draws, budget, run, core_busy, on, state.memsys)
     state = memory.access(state, params, static, st, on)[0]
     return state, st.touched
 
@@ -993,3 +993,74 @@ def test_allocation_min_watermark_retry_and_overcommit(alloc4):
     free = np.full(4, 100, np.int32)  # no room anywhere: over-commit the first choice, counted
     got, _, oom = fn(np.array([True]), order, np.ones((1, 4), bool), np.array([HP], np.int32), free)
     assert int(got[0]) == 3 and bool(oom[0])
+
+
+# ================================================================================================
+# CFS active load balancing between nodes (sched/fair.py: Linux 3.6 need_active_balance)
+# ================================================================================================
+AB = "sched.active_balance_millisecs"
+
+
+def _active(rig, S, p, on=True):
+    from autonuma_jax.sched import fair
+    f = jax.jit(lambda tasks, params, tick: fair.active_balance(tasks, params, rig.static, jnp.bool_(on), tick))
+    need = jax.jit(lambda tasks, params, tick: fair.active_balance_needed(tasks, params, rig.static, tick))
+    tasks, moved = f(S.tasks, p, S.tick)
+    return to_np(tasks), bool(moved), bool(need(S.tasks, p, S.tick))
+
+
+def test_active_balance_pushes_a_running_task_onto_an_idle_node(r2):
+    p = r2.p({AB: 200})
+    S = _sched_state(r2, p, {0: 4, 1: 5, 2: 6}, tick=400)  # node 1 runs 3, node 0 idle
+    tasks, moved, need = _active(r2, S, p)
+    assert need and moved
+    assert tasks.cpu[0] == 0  # the busiest CPU's task (CPU 4: the first with the most), onto an idle core
+    assert tasks.cpu[1] == 5 and tasks.cpu[2] == 6
+
+
+def test_active_balance_only_at_its_interval(r2):
+    p = r2.p({AB: 200})
+    S = _sched_state(r2, p, {0: 4, 1: 5, 2: 6}, tick=401)
+    tasks, moved, need = _active(r2, S, p)
+    assert not need and not moved and tasks.cpu[0] == 4  # the identity when not needed
+    p0 = r2.p({AB: 0})  # 0 = never, not even at tick 0
+    tasks, moved, need = _active(r2, set_tick(S, 0), p0)
+    assert not need and not moved
+
+
+def test_active_balance_needs_two_more_tasks(r2):
+    p = r2.p({AB: 200})
+    S = _sched_state(r2, p, {0: 4, 1: 0}, tick=400)  # 1 and 1: balanced
+    assert not _active(r2, S, p)[1]
+    S = _sched_state(r2, p, {0: 4}, tick=400)  # 1 and 0: one more only
+    assert not _active(r2, S, p)[1]
+
+
+def test_active_balance_respects_cpus_allowed(r2):
+    p = r2.p({AB: 200}, policy="hard_bind")  # process 1 (tasks 4-7) may only run on node 1
+    S = _sched_state(r2, p, {4: 4, 5: 5, 6: 6}, tick=400)
+    tasks, moved, _ = _active(r2, S, p)
+    assert not moved and list(tasks.cpu[4:7]) == [4, 5, 6]
+
+
+def test_active_balance_prefers_an_affine_task(r2):
+    """Two tasks share CPU 4: under AutoNUMA the stopper moves the one whose selected node is the
+    idle node (the NUMA pass of move_one_task), not the lower id."""
+    p = r2.p({AB: 200})
+    S = _sched_state(r2, p, {0: 4, 1: 4, 2: 5}, tick=400)
+    S.tasks.task_selected_nid[0] = 1
+    S.tasks.task_selected_nid[1] = 0
+    tasks, moved, _ = _active(r2, S, p, on=True)
+    assert moved and tasks.cpu[1] == 0 and tasks.cpu[0] == 4
+    tasks, moved, _ = _active(r2, S, p, on=False)  # without AutoNUMA: the lowest id
+    assert moved and tasks.cpu[0] == 0
+
+
+def test_init_state_scand_sleeps_until_a_seeded_wake(r2):
+    S = to_np(r2._init(r2.params))
+    assert S.scand.phase == SCAND_SLEEP and S.scand.mm == -1
+    pass_ticks = 2 * int(r2.params.derived.pass_sleep_half_ticks)
+    assert 0 <= int(S.scand.wake_tick) < pass_ticks
+    wakes = {int(to_np(r2._init(P.build_params(dataclasses.replace(r2.cfg(), seed=s), r2.static))).scand.wake_tick)
+             for s in range(8)}
+    assert len(wakes) > 4  # the phase differs from seed to seed

@@ -24,9 +24,11 @@ from ..workloads import BENCHMARKS, VARIANTS, build_variant, make_workload, numa
 MiB = 1 << 20
 MACHINE_FIELDS = ("name", "n_nodes", "cpus_per_node", "threads_per_core", "mem_per_node_mib", "distance",
                   "lat_local_ns", "lat_remote_ns", "core_mlp", "socket_mlp", "node_bw_gbs", "link_bw_gbs",
-                  "bzero_traffic", "latency_ns", "link_matrix_gbs", "description")
+                  "bzero_traffic", "groups", "lat_group_ns", "link_group_gbs", "latency_ns", "link_matrix_gbs",
+                  "description")
 # fields a custom machine (machine.preset=null) may leave out: they have defaults in Machine
-OPTIONAL_MACHINE_FIELDS = ("description", "bzero_traffic", "latency_ns", "link_matrix_gbs")
+OPTIONAL_MACHINE_FIELDS = ("description", "bzero_traffic", "groups", "lat_group_ns", "link_group_gbs", "latency_ns",
+                           "link_matrix_gbs")
 SIM_FIELDS = tuple(f.name for f in fields(SimConfig))
 # sweep parameters that are not knobs
 SPECIAL = ("policy", "machine", "workload", "variant")

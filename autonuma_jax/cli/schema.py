@@ -83,6 +83,9 @@ class MachineConf:
     node_bw_gbs: Optional[float] = None
     link_bw_gbs: Optional[float] = None
     bzero_traffic: Optional[float] = None
+    groups: Optional[int] = None
+    lat_group_ns: Optional[float] = None
+    link_group_gbs: Optional[float] = None
     latency_ns: Optional[List[List[float]]] = None
     link_matrix_gbs: Optional[List[List[float]]] = None
     description: Optional[str] = None

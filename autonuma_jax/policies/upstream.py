@@ -106,8 +106,23 @@ def task_numa_work(state, params, static):
     node_stamp = jnp.where(due, jnp.where(isC, nb.node_stamp + period_us, tasks.exec_us), nb.node_stamp)
     period = jnp.where(due & ((nb.scan_period == 0) | isC), smin, nb.scan_period)  # slow start over
     mm = wp.task_mm
-    cand = due & (tick >= nb.next_scan[mm])
     ids = jnp.arange(T, dtype=i32)
+    # 3.8: no scanning until the process has run on a node other than its first node. Every task
+    # whose scan work runs checks this first, before the scan-time check and the cmpxchg: the first
+    # one of a new mm records its node and returns; one on another node (or NUMA_FORCE) activates
+    # scanning for the mm and goes on, and so do the tasks after it. Due tasks go in id order [I].
+    tnode = mp.cpu_node[jnp.maximum(tasks.cpu, 0)]
+    first0 = nb.first_nid
+    lowest = jax.ops.segment_min(jnp.where(due, ids, T), mm, num_segments=M)
+    f_set = jnp.where(is38 & (first0 == -2) & (lowest < T), tnode[jnp.minimum(lowest, T - 1)], first0)
+    # (a task that records the first node in this tick returns, even with NUMA_FORCE)
+    later = jnp.where(first0[mm] == -2, ids > lowest[mm], True)
+    off = due & later & ((tnode != f_set[mm]) | (d.up_numa_force == 1))
+    activator = jax.ops.segment_min(jnp.where(off, ids, T), mm, num_segments=M)
+    active0 = first0 == -1
+    passes = due & (~is38 | active0[mm] | (ids >= activator[mm]))
+    first = jnp.where(is38 & ~active0 & (activator < T), -1, jnp.where(is38, f_set, first0))
+    cand = passes & (tick >= nb.next_scan[mm])
     winner = jax.ops.segment_min(jnp.where(cand, ids, T), mm, num_segments=M)  # [M] the cmpxchg winner
     scans = winner < T
     w = jnp.minimum(winner, T - 1)
@@ -117,16 +132,10 @@ def task_numa_work(state, params, static):
     reset = scans & is38 & (tick >= nb.next_reset)
     next_reset = jnp.where(reset, tick + _ms_to_ticks(d.up_reset_ms, static), nb.next_reset)
     period = period.at[jnp.where(reset, w, T)].set(d.up_period_min_ms, mode="drop")
-    # 3.8: no scanning until the process has run on a node other than its first node
-    wnode = mp.cpu_node[jnp.maximum(tasks.cpu[w], 0)]
-    first = nb.first_nid
-    gate_init = scans & is38 & (first == -2)
-    moved_on = scans & is38 & (first >= 0) & ((wnode != first) | (d.up_numa_force == 1))
-    first = jnp.where(gate_init, wnode, jnp.where(moved_on, -1, first))
-    active = jnp.where(is38, (first == -1) & ~gate_init, True)
     # 3.8: skip scanning while the local node is migration rate limited
+    wnode = tnode[w]
     limited = (tick < nb.rl_end[wnode]) & (nb.rl_pages[wnode] >= d.up_rl_pages)
-    do = scans & active & ~(is38 & limited)
+    do = scans & ~(is38 & limited)
 
     # the scan: scan_size of address space from numa_scan_offset; wrapping starts a new sequence
     mm_len = wp.mm_len

@@ -595,7 +595,7 @@ class ReferenceModel:
         pushed onto an idle CPU of the idlest such node (an idle core first): a task whose selected
         node allows it there first (AutoNUMA's NUMA pass), else any (idle balancing may always
         pull), lowest id first."""
-        if self.N < 2 or self.tick % self.active_balance_ticks != 0:
+        if self.N < 2 or self.active_balance_ticks == 0 or self.tick % self.active_balance_ticks != 0:
             return False
         tk = self.tasks
         nr = self.nr_running()

@@ -116,6 +116,11 @@ def load_balance(tasks, params, static, autonuma_on, strict):
     return replace(tasks, cpu=cpu), do
 
 
+def _due(tick, every):
+    """An active-balance point: every ``every`` ticks (0 = never)."""
+    return (every > 0) & ((tick % jnp.maximum(every, 1)) == 0)
+
+
 def active_balance_needed(tasks, params, static, tick):
     """This tick is an active-balance point and some node is idle-ish next to a busier one."""
     mp = params.machine
@@ -123,7 +128,7 @@ def active_balance_needed(tasks, params, static, tick):
     nr = nr_running(tasks, static.n_cpus)
     node_nr = jax.ops.segment_sum(nr, mp.cpu_node, num_segments=N)
     idle_cpu = jax.ops.segment_sum((nr == 0).astype(i32), mp.cpu_node, num_segments=N) > 0
-    due = (tick % params.derived.active_balance_ticks) == 0
+    due = _due(tick, params.derived.active_balance_ticks)
     lo = jnp.min(jnp.where(idle_cpu, node_nr, BIG))
     return due & (jnp.max(node_nr) >= lo + 2) & (N > 1)
 
@@ -138,7 +143,7 @@ def active_balance(tasks, params, static, autonuma_on, tick):
     idle_cpu = jax.ops.segment_sum((nr == 0).astype(i32), mp.cpu_node, num_segments=N) > 0
     a_node = jnp.argmin(jnp.where(idle_cpu, node_nr, BIG)).astype(i32)  # the idlest node with an idle CPU
     b_node = first_argmax(node_nr)  # the busiest node
-    due = (tick % params.derived.active_balance_ticks) == 0
+    due = _due(tick, params.derived.active_balance_ticks)
     ok = due & (node_nr[b_node] >= node_nr[a_node] + 2) & idle_cpu[a_node]
     # destination: an idle CPU of the idle node, on an idle core first
     sib = sibling_busy(nr, mp.cpu_core, C).astype(i32)
