@@ -212,16 +212,16 @@ _add(Machine(name="2node_12core_smt", cpus_per_node=12, threads_per_core=2,
              description="M3 with SMT on: 2 sockets x 6 cores x 2 SMT, 24 GB, SLIT 10/21", **_M3))
 _add(Machine(
     name="4node_32cpu", n_nodes=4, cpus_per_node=8, threads_per_core=1, mem_per_node_mib=16384,
-    distance=_OPTERON4, lat_local_ns=100.0, lat_remote_ns=142.0, core_mlp=10.3, socket_mlp=30.5,
-    node_bw_gbs=16.5, link_bw_gbs=3.5, bzero_traffic=1.0,
+    distance=_OPTERON4, lat_local_ns=100.0, lat_remote_ns=129.6, core_mlp=10.3, socket_mlp=30.5,
+    node_bw_gbs=18.07, link_bw_gbs=3.5, bzero_traffic=1.0,
     description="M4: 2 x Opteron 6134 (Magny-Cours, one 8-core die per node), 64 GiB, SLIT 10/16/22",
     sources="Magny-Cours: 2 x DDR3-1333 per die (21.3 GB/s peak), HyperTransport 3 links, ~100 ns local idle "
             "latency; fitted to the November 2012 baseline runs",
 ))
 _add(Machine(
     name="4node_48cpu", n_nodes=4, cpus_per_node=12, threads_per_core=1, mem_per_node_mib=16384,
-    distance=_OPTERON4, lat_local_ns=100.0, lat_remote_ns=142.0, core_mlp=10.3, socket_mlp=30.5,
-    node_bw_gbs=16.5, link_bw_gbs=3.5, bzero_traffic=1.0,
+    distance=_OPTERON4, lat_local_ns=100.0, lat_remote_ns=129.6, core_mlp=10.3, socket_mlp=30.5,
+    node_bw_gbs=18.07, link_bw_gbs=3.5, bzero_traffic=1.0,
     description="2 x Opteron 6172 (12 cores per die), 64 GiB, SLIT 10/16/22",
     sources="no published baseline: the memory system of 4node_32cpu (same platform), 12 cores per die",
 ))

@@ -236,6 +236,9 @@ class Bucket:
         st = jax.tree_util.tree_map(np.asarray, self.state)
         out = []
         for i, c in enumerate(self.configs):
+            # a configuration is frozen from its own end (tick.config_live): its rows stop at the first
+            # row that reached it, however long the rest of the batch ran
+            keep = own_rows(rows["tick"][i], int(st.tick[i]))
             final = dict(
                 finish_tick=st.tasks.finish_tick[i], tick=st.tick[i], full_scans=st.scand.full_scans[i],
                 pages_scanned=st.scand.pages_scanned[i], pages_migrated=st.migrated.pages_migrated[i],
@@ -243,8 +246,15 @@ class Bucket:
                 task_selected_nid=st.tasks.task_selected_nid[i],
                 **{f"tot_{f}": np.asarray(getattr(st.tot, f))[i] for f in st.tot.__dataclass_fields__},
             )
-            out.append(Result(config=c, static=self.static, rows={k: v[i] for k, v in rows.items()}, final=final))
+            out.append(Result(config=c, static=self.static, rows={k: v[i][:keep] for k, v in rows.items()}, final=final))
         return out
+
+
+def own_rows(ticks: np.ndarray, end_tick: int) -> int:
+    """How many of a configuration's rows belong to its run: those before its final tick, and the
+    first one at it (later rows repeat the frozen state)."""
+    at = np.nonzero(np.asarray(ticks) >= end_tick)[0]
+    return int(at[0]) + 1 if len(at) else len(ticks)
 
 
 def make_buckets(configs: Sequence[RunConfig], devices=None) -> list:

@@ -26,7 +26,7 @@ from .pytree import replace
 from .rng import tick_draws
 from .sched import fair, numa
 from .sched.runqueue import busy_on_core, nr_running, runnable
-from .state import PMD_NUMA, SCAND_RUN, Counters, Memsys
+from .state import PMD_NUMA, SCAND_RUN, T_DONE, Counters, Memsys
 
 i32 = jnp.int32
 f32 = jnp.float32
@@ -268,18 +268,47 @@ def _phase_fns(static):
     return locals()
 
 
+def config_live(state, params):
+    """The configuration has not reached its own end: some thread or process slot still has work,
+    or a finished process has not exited yet. After its end a configuration is frozen (``_freeze``):
+    its counters, timers and daemons stop, so every summary is defined at its own end whatever else
+    shares its batch."""
+    t, m = state.tasks, state.mms
+    done = (jnp.all(t.phase == T_DONE) & jnp.all(m.generation >= params.workload.mm_respawns)
+            & ~jnp.any(m.alive))
+    return ~done
+
+
+def _freeze(new, old, live):
+    """``new`` where the configuration is live, else ``old``, for everything a finished
+    configuration could still change (its daemons' timers and counters, the tick). The page units
+    and the queue rings are taken from ``new``: with every process exited nothing touches them, and
+    selecting them would cost a tick work in proportion to memory."""
+    def strip(s):
+        return replace(s, pages=None, migrated=replace(s.migrated, ring=None))
+    small = jax.tree_util.tree_map(lambda a, b: jnp.where(live, a, b), strip(new), strip(old))
+    return replace(small, pages=new.pages, migrated=replace(small.migrated, ring=new.migrated.ring))
+
+
 def _drive(state, params, static, batched: bool):
-    """Run the phases in order; ``batched`` vmaps each phase and skips the unneeded ones."""
-    return _phases(state, params, static, batched)
+    """Run the phases in order (``batched`` vmaps each phase and skips the unneeded ones), then
+    freeze the configurations that had reached their own end."""
+    if batched:
+        live = jax.vmap(config_live)(state, params)
+        new = _phases(state, params, static, batched, live)
+        return jax.vmap(_freeze)(new, state, live)
+    live = config_live(state, params)
+    return _freeze(_phases(state, params, static, batched, live), state, live)
 
 
-def _phases(state, params, static, batched):
+def _phases(state, params, static, batched, live):
     if batched:
         def always(fn, *args):
             return jax.vmap(fn)(*args)
 
         def gated(pred, fn, *args):
-            need = jnp.any(jax.vmap(pred)(*args))
+            # a configuration past its own end needs nothing (its results are frozen anyway)
+            need = jnp.any(jax.vmap(pred)(*args) & live)
             out_shape = jax.eval_shape(jax.vmap(fn), *args)[1]
             zeros = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), out_shape)
             return jax.lax.cond(need, lambda a: jax.vmap(fn)(*a), lambda a: (a[0], zeros), args)

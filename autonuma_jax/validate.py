@@ -294,7 +294,7 @@ def spread_r2(runs: Sequence[dict]) -> float:
 
 
 def aggregate(summaries: Sequence[dict], machine: str, workload: str, policies: Sequence[str], duration_s: float,
-              wall_s: float = float("nan"), build: str = "latest") -> list[dict]:
+              wall_s: float = float("nan"), build: str = "latest", compare: bool = True) -> list[dict]:
     """One row per policy of a cell from the per-run summaries (``Result.summary()`` dicts)."""
     rows = []
     for p in policies:
@@ -341,7 +341,7 @@ def aggregate(summaries: Sequence[dict], machine: str, workload: str, policies: 
                 r[col] = 1.0
             elif base and not math.isnan(base) and not math.isnan(r["runtime_s"]):
                 r[col] = r["runtime_s"] / base
-    published(rows, machine, workload)
+    published(rows, machine if compare else "", workload)
     return rows
 
 
@@ -924,7 +924,8 @@ def main(argv=None) -> int:
             continue
         cfgs = cell_configs(m, w, policies, seeds, sim, knobs, scale, build)
         pub_row = next((r for r in B.rows_for(m) if r.benchmark == w), None)
-        alt = pub_row.alt_build if (pub_row is not None and pub_row.alt_build and "none" in policies) else ""
+        alt = (pub_row.alt_build if (pub_row is not None and pub_row.alt_build and "none" in policies
+                                     and not args.quick) else "")
         alt_cfgs = cell_configs(m, w, ["none"], seeds, sim, knobs, scale, alt) if alt else []
         t0 = time.time()
         log(f"[{ci + 1}/{len(cells)}] {m} / {w} (build {build}): {len(cfgs) + len(alt_cfgs)} configurations, up to "
@@ -940,9 +941,10 @@ def main(argv=None) -> int:
         summaries = [r.summary() for r in results]
         cell_runs = [dict(machine=m, workload=w, build=r.config.build, **s) for s, r in zip(summaries, results)]
         all_runs.extend(cell_runs)
-        rows = aggregate(summaries[:len(cfgs)], m, w, policies, sim.duration_s, wall, build)
+        # shrunk (--quick) runs are not the published programs: no calibration comparison
+        rows = aggregate(summaries[:len(cfgs)], m, w, policies, sim.duration_s, wall, build, compare=not args.quick)
         if alt_cfgs:
-            extra = aggregate(summaries[len(cfgs):], m, w, ["none"], sim.duration_s, wall, alt)
+            extra = aggregate(summaries[len(cfgs):], m, w, ["none"], sim.duration_s, wall, alt, compare=not args.quick)
             hb = next((r for r in rows if r["policy"] == "hard_bind"), None)
             for r in extra:
                 r["alternative"] = True

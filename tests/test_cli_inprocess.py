@@ -222,3 +222,32 @@ def test_checkpoints_resume_an_interrupted_job_and_are_removed(sweep_job, tmp_pa
     fresh = pd.read_parquet(sweep_job[0] / "results.parquet")
     for col in ("runtime_s", "local_fraction_final", "pages_migrated", "converge_s"):
         np.testing.assert_array_equal(resumed[col].to_numpy(), fresh[col].to_numpy(), err_msg=col)  # NaN == NaN
+
+
+def test_a_configurations_results_do_not_depend_on_its_batch(tmp_path):
+    """experiment=quick with two seeds (one batch, early stop at the slower seed), with one seed, and
+    with sim.batch_size=1: seed 0's row of results.parquet (every column but the job's own) and its
+    rows of timeseries.parquet are identical."""
+    base = ["logger=disabled", "results.plots=false", "seed=0", "sim.duration_s=8"]
+    runs = {"two": base + ["sweep.seeds=2"], "one": base + ["sweep.seeds=1"],
+            "two_bs1": base + ["sweep.seeds=2", "sim.batch_size=1"]}
+    res, ts = {}, {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, extra in runs.items():
+            run_job(to_dict(compose(SWEEP[:5] + extra)), str(tmp_path / name))
+            r = pd.read_parquet(tmp_path / name / "results.parquet")
+            t = pd.read_parquet(tmp_path / name / "timeseries.parquet")
+            res[name] = r[r["seed"] == 0].reset_index(drop=True)
+            ts[name] = t[t["seed"] == 0].reset_index(drop=True)
+    two = pd.read_parquet(tmp_path / "two" / "results.parquet")
+    assert two["sim_s"].nunique() == 2  # the seeds end at different times: the batch ran past seed 0's end
+    skip = {"job", "job_dir", "batch", "sweep_size", "n_configs", "combo", "index", "wall_s"}
+    cols = [c for c in res["one"].columns if c not in skip and c in res["two"].columns]
+    for name in ("two", "two_bs1"):
+        for c in cols:
+            a, b = res["one"][c].tolist(), res[name][c].tolist()
+            same = all(x == y or (isinstance(x, float) and np.isnan(x) and np.isnan(y)) for x, y in zip(a, b))
+            assert same, (name, c, a, b)
+        pd.testing.assert_frame_equal(ts["one"][[c for c in ts["one"].columns if c not in skip]],
+                                      ts[name][[c for c in ts["one"].columns if c not in skip]], check_like=True)

@@ -325,3 +325,27 @@ def test_release_compiled_unmaps_the_machine_code():
     assert after < before + (compiled - before) // 4, (before, compiled, after)
     assert compiled_chunk.cache_info().maxsize == COMPILED_CACHE_SIZE
     assert compiled_init.cache_info().maxsize == COMPILED_CACHE_SIZE
+
+
+# ------------------------------------------------------------------------------------------------
+# every summary is defined at the configuration's own end, whatever shares its batch
+# ------------------------------------------------------------------------------------------------
+def test_summaries_stop_at_the_configurations_own_end():
+    """A short run alone and beside a long one (early stop on: the batch runs until the long one is
+    done): every row and every summary value of the short one are identical, including the
+    simulated time, the knuma_scand passes and the kernel CPU overhead that kept counting before."""
+    from autonuma_jax.simulate import simulate
+    short = mini(TINY2, "numa01", seed=5, size_mib=64, loops=4, duration_s=6.0, report_ms=100.0, knobs=K)
+    long_ = mini(TINY2, "numa01", seed=6, size_mib=64, loops=30, duration_s=6.0, report_ms=100.0, knobs=K)
+    alone = simulate([short], reports_per_chunk=5)[0]
+    both = simulate([long_, short], reports_per_chunk=5)
+    with_long = both[1]
+    assert alone.summary()["finished"] and both[0].summary()["sim_s"] > alone.summary()["sim_s"] + 0.5
+    assert_same_result(alone, with_long, "short alone vs beside a long run")
+    a, b = alone.summary(), with_long.summary()
+    assert a.keys() == b.keys()
+    bad = [k for k in a if not (a[k] == b[k] or (isinstance(a[k], float) and np.isnan(a[k]) and np.isnan(b[k])))]
+    assert not bad, bad
+    # its rows end at its own end: the last row reached it, no row repeats the frozen state
+    assert len(alone.rows["tick"]) == len(set(alone.rows["tick"].tolist()))
+    assert a["sim_s"] <= a["runtime_s"] + 0.1 + 2e-3

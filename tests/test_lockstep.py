@@ -388,3 +388,14 @@ def test_allocate_rounds_match_reference():
         assert [int(x) for x in np.asarray(free_e)] == free_r, trial
         differs += int(any(g != o[0] for g, (o, a) in zip(got_r, prefs)))
     assert differs > 10  # the trials do make nodes fill up (requests fall back)
+
+
+def test_lockstep_past_the_configurations_end():
+    """After the last process exited both engines are frozen: a tick changes nothing."""
+    cfg = mini(TINY2, "numa01", policy="hard_bind", loops=2, size_mib=32, knobs=QUICK)
+    static, params = _build(cfg)
+    ref = lockstep(cfg, 800, "batch", until=lambda r: r.finished())
+    assert ref.finished()
+    end = ref.tick
+    ref2 = lockstep(cfg, end + 30, "step")  # 30 ticks beyond the end, compared after every one
+    assert ref2.tick == end and ref2.finished()

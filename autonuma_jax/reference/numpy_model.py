@@ -375,9 +375,17 @@ class ReferenceModel:
     # ------------------------------------------------------------------------------------------
     # one tick
     # ------------------------------------------------------------------------------------------
+    def finished(self) -> bool:
+        """The configuration reached its own end: every thread done, every slot's respawns used and
+        every process exited. From then on a tick changes nothing (tick.config_live)."""
+        return (all(p == T_DONE for p in self.tasks.phase) and all(not a for a in self.mms.alive)
+                and all(g >= r for g, r in zip(self.mms.generation, self.mm_respawns)))
+
     def step(self):
         """Advance by one tick; phases in the engine's order (tick.py)."""
         import jax.numpy as jnp
+        if self.finished():
+            return
         tk = self.tasks
         draws = _jitted_draws()(self.seed, jnp.int32(self.tick), jnp.asarray(tk.speed_q, jnp.int32),
                                 self.speed_a, self.speed_b, self.phase_jitter_ns)
