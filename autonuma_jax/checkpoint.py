@@ -2,8 +2,12 @@
 
 A checkpoint holds every state array (RNG position included: the keys live in the params and the
 tick in the state), the time-series rows computed so far, and a JSON header with the format
-version, the static shapes and a fingerprint of the configurations. Loading checks all three, so a
-truncated, foreign or mismatched file gives a one-line error instead of wrong numbers.
+version, the static shapes, a fingerprint of the configurations and a SHA-256 checksum of the
+arrays' contents. Loading checks all of them, so a truncated, foreign, mismatched or edited file
+gives a one-line error (``CheckpointError``) instead of wrong numbers.
+
+Files are written to a temporary name and renamed into place, with the permissions a plain
+``open()`` would give them (the umask's), not ``mkstemp``'s 0600.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ import zipfile
 import jax
 import numpy as np
 
-FORMAT = "autonuma-jax-checkpoint-1"
+FORMAT = "autonuma-jax-checkpoint-2"
 
 
 class CheckpointError(RuntimeError):
@@ -37,11 +41,19 @@ def _paths(tree) -> dict:
     return {jax.tree_util.keystr(k): np.asarray(v) for k, v in flat}
 
 
+def default_mode() -> int:
+    """The mode a new file gets from ``open()``: 0666 minus the umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: str, data: bytes) -> None:
     d = os.path.dirname(os.path.abspath(path)) or "."
     os.makedirs(d, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=d)
     try:
+        os.chmod(tmp, default_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -59,11 +71,24 @@ def save(bucket, path: str, extra: dict | None = None) -> None:
         rows = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs, axis=1), *bucket.rows)
         arrays.update({f"rows{k}": v for k, v in _paths(rows).items()})
     header = dict(format=FORMAT, static=dataclasses.asdict(bucket.static), fingerprint=fingerprint(bucket.configs),
-                  n_configs=len(bucket.configs), reports_done=bucket.reports_done, extra=extra or {})
+                  n_configs=len(bucket.configs), reports_done=bucket.reports_done, extra=extra or {},
+                  checksum=checksum(arrays))
     arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def checksum(arrays: dict) -> str:
+    """SHA-256 of every array's name, dtype, shape and bytes, in name order."""
+    h = hashlib.sha256()
+    for k in sorted(arrays):
+        if k == "header":
+            continue
+        a = np.ascontiguousarray(arrays[k])
+        h.update(f"{k}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def read_header(path: str) -> dict:
@@ -90,6 +115,8 @@ def load(bucket, path: str) -> dict:
             data = {k: z[k] for k in z.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
         raise CheckpointError(f"checkpoint {path!r} is truncated ({type(e).__name__}: {e})") from None
+    if header.get("checksum") != checksum(data):
+        raise CheckpointError(f"checkpoint {path!r} fails its content checksum (edited or corrupt)")
     if bucket.state is None:
         bucket.init()
     flat, treedef = jax.tree_util.tree_flatten_with_path(bucket.state)

@@ -51,19 +51,23 @@ class SimConfig:
     check_invariants: bool = False
 
     def validate(self) -> "SimConfig":
-        require(isinstance(self.tick_ms, (int, float)) and 0.05 <= self.tick_ms <= 10, "sim.tick_ms",
-                self.tick_ms, "a number in [0.05, 10] ms")
-        require(isinstance(self.duration_s, (int, float)) and 0 < self.duration_s <= 100_000, "sim.duration_s",
-                self.duration_s, "a number in (0, 100000] s")
-        require(self.page_unit in PAGE_UNITS, "sim.page_unit", self.page_unit, f"one of {list(PAGE_UNITS)}")
-        require(isinstance(self.report_interval_ms, (int, float)) and self.report_interval_ms >= self.tick_ms,
-                "sim.report_interval_ms", self.report_interval_ms, f">= sim.tick_ms ({self.tick_ms})")
-        ratio = self.report_interval_ms / self.tick_ms
+        """Check every field's type and range; return the settings normalised (floats, a bool)."""
+        from . import checks as K
+        tick = K.number("sim.tick_ms", self.tick_ms, 0.05, 10)
+        dur = K.number("sim.duration_s", self.duration_s, 0, 100_000, lo_open=True)
+        unit = K.choice("sim.page_unit", self.page_unit, PAGE_UNITS)
+        rep = K.number("sim.report_interval_ms", self.report_interval_ms, tick, 3_600_000)
+        inv = K.flag("sim.check_invariants", self.check_invariants)
+        ratio = rep / tick
         require(abs(ratio - round(ratio)) < 1e-9, "sim.report_interval_ms", self.report_interval_ms,
                 f"a whole multiple of sim.tick_ms ({self.tick_ms})")
-        require(self.duration_s * 1000 >= self.report_interval_ms, "sim.duration_s", self.duration_s,
-                f">= one report interval ({self.report_interval_ms} ms)")
-        return self
+        require(dur * 1000 >= rep, "sim.duration_s", self.duration_s, f">= one report interval ({rep} ms)")
+        n = dur * 1000 / rep
+        # the run is a whole number of report intervals: say so instead of simulating more than asked
+        require(abs(n - round(n)) < 1e-6, "sim.duration_s", self.duration_s,
+                f"a whole multiple of sim.report_interval_ms ({rep:g} ms), e.g. "
+                f"{math.floor(n) * rep / 1000:g} or {math.ceil(n) * rep / 1000:g}")
+        return replace(self, tick_ms=tick, duration_s=dur, page_unit=unit, report_interval_ms=rep, check_invariants=inv)
 
     @property
     def tick_ns(self) -> int:
@@ -115,16 +119,32 @@ class RunConfig:
 
 def validate_run(cfg: RunConfig, index: int | None = None) -> RunConfig:
     """Validate one configuration; errors name the configuration index in a batch."""
+    from . import checks as K
     where = "" if index is None else f"config[{index}]."
+    label = None
     try:
-        require(cfg.policy in POLICIES, "policy", cfg.policy, f"one of {sorted(POLICIES)}")
-        require(isinstance(cfg.seed, int) and not isinstance(cfg.seed, bool) and 0 <= cfg.seed < 2**31,
-                "seed", cfg.seed, "an integer in [0, 2^31)")
-        require(cfg.variant in VARIANTS, "variant", cfg.variant, f"one of {list(VARIANTS)}")
-        require(cfg.build in BUILDS, "workload.build", cfg.build, f"one of {sorted(BUILDS)}")
-        machine = cfg.resolved_machine().validate()
+        K.choice("policy", cfg.policy, POLICIES)
+        seed = K.integer("seed", cfg.seed, 0, 2**31 - 1)
+        K.choice("variant", cfg.variant, VARIANTS)
+        K.choice("workload.build", cfg.build, BUILDS)
+        if isinstance(cfg.machine, Machine):
+            machine = cfg.machine.validate()
+            mach = machine
+        elif isinstance(cfg.machine, str):
+            machine = get_machine(cfg.machine)
+            mach = cfg.machine
+        else:
+            raise ConfigError(f"machine={cfg.machine!r}: must be a preset name or a Machine")
+        if not isinstance(cfg.workload, (str, Workload)):
+            raise ConfigError(f"workload={cfg.workload!r}: must be a workload name or a Workload")
+        if not isinstance(cfg.sim, SimConfig):
+            raise ConfigError(f"sim={cfg.sim!r}: must be a SimConfig")
+        if not isinstance(cfg.knobs, Knobs):
+            raise ConfigError(f"knobs={cfg.knobs!r}: must be a Knobs")
         sim = cfg.sim.validate()
-        validate_knobs(cfg.knobs)
+        knobs = validate_knobs(cfg.knobs)
+        cfg = replace(cfg, machine=mach, sim=sim, knobs=knobs, seed=seed)
+        label = cfg.label()
         wl = cfg.resolved_workload()
         k = cfg.knobs
         unit_pages = PAGE_UNITS[sim.page_unit]
@@ -133,7 +153,7 @@ def validate_run(cfg: RunConfig, index: int | None = None) -> RunConfig:
                     "1 with sim.page_unit=2M and THP off (pte-mode scanning needs sim.page_unit=4K)")
         _check_fits(machine, wl, unit_pages)
     except ConfigError as e:
-        raise ConfigError(f"{where}{e}" + (f" [{cfg.label()}]" if index is not None else "")) from None
+        raise ConfigError(f"{where}{e}" + (f" [{label}]" if index is not None and label else "")) from None
     return cfg
 
 
@@ -142,7 +162,10 @@ def _units(nbytes: int, unit_pages: int) -> int:
 
 
 def _check_fits(machine: Machine, wl: Workload, unit_pages: int) -> None:
-    """The workload must fit in the machine's memory (with bindings, in the bound nodes)."""
+    """The workload must fit in the machine's memory (with bindings, in the bound nodes). Cheap
+    bounds first; every loop is linear in threads and processes."""
+    require(machine.n_cpus <= 4096, "machine.n_cpus", machine.n_cpus, "<= 4096")
+    require(wl.n_tasks <= 4096, f"workload[{wl.name}].threads", wl.n_tasks, "<= 4096 threads")
     pages = sum(_units(p.mem_bytes, unit_pages) * unit_pages for p in wl.processes)
     mn, low, high = machine.watermarks_pages()
     usable = int((machine.node_pages - high).sum())
@@ -151,20 +174,18 @@ def _check_fits(machine: Machine, wl: Workload, unit_pages: int) -> None:
         have = usable * PAGE_SIZE / 2**30
         raise ConfigError(f"workload={wl.name!r}: needs {need:.2f} GiB but machine={machine.name!r} has "
                           f"{have:.2f} GiB above the high watermarks (short by {need - have:.2f} GiB)")
-    # Every bind mask used for allocation must be able to hold the process's memory.
+    # Every bind mask used for allocation must be able to hold the memory of the processes bound to it.
+    bound: dict = {}
     for t in wl.threads:
-        for mask in (t.init_bind_mask, t.work_bind_mask):
-            if mask:
-                nodes = [n for n in range(machine.n_nodes) if mask >> n & 1]
-                cap = sum(int(machine.node_pages - high[n]) for n in nodes)
-                need = sum(_units(p.mem_bytes, unit_pages) * unit_pages
-                           for i, p in enumerate(wl.processes)
-                           if any((tt.init_bind_mask or tt.work_bind_mask) == mask and tt.mm == i for tt in wl.threads))
-                if need > cap:
-                    raise ConfigError(f"workload={wl.name!r}: bind mask {mask:#x} holds {cap * PAGE_SIZE / 2**30:.2f} "
-                                      f"GiB but the processes bound there need {need * PAGE_SIZE / 2**30:.2f} GiB")
-    require(machine.n_cpus <= 4096, "machine.n_cpus", machine.n_cpus, "<= 4096")
-    require(wl.n_tasks <= 4096, f"workload[{wl.name}].threads", wl.n_tasks, "<= 4096 threads")
+        for mask in {t.init_bind_mask, t.work_bind_mask} - {0}:
+            bound.setdefault(mask, set()).add(t.mm)
+    for mask, procs in bound.items():
+        nodes = [n for n in range(machine.n_nodes) if mask >> n & 1]
+        cap = sum(int(machine.node_pages - high[n]) for n in nodes)
+        need = sum(_units(wl.processes[i].mem_bytes, unit_pages) * unit_pages for i in procs)
+        if need > cap:
+            raise ConfigError(f"workload={wl.name!r}: bind mask {mask:#x} holds {cap * PAGE_SIZE / 2**30:.2f} "
+                              f"GiB but the processes bound there need {need * PAGE_SIZE / 2**30:.2f} GiB")
 
 
 def units_limit(machine: Machine, tick_ns: int, unit_pages: int) -> int:

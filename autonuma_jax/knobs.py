@@ -286,21 +286,48 @@ def _set(obj, parts, value, path):
     return replace(obj, **{parts[0]: _set(getattr(obj, parts[0]), parts[1:], value, path)})
 
 
+# knob pairs whose first must not exceed the second (the kernel clamps the period between them)
+ORDERED = (
+    ("balancenuma.numa_balancing_scan_period_min_ms", "balancenuma.numa_balancing_scan_period_max_ms"),
+    ("numa_balancing.numa_balancing_scan_period_min_ms", "numa_balancing.numa_balancing_scan_period_max_ms"),
+    ("sched_numa.sched_numa_scan_period_min_ms", "sched_numa.sched_numa_scan_period_max_ms"),
+    ("numa_core.sched_numa_scan_period_min_ms", "numa_core.sched_numa_scan_period_max_ms"),
+    ("numa_core.sched_numa_scan_size_min_mb", "numa_core.sched_numa_scan_size_max_mb"),
+)
+
+
 def validate(knobs: Knobs, where: str = "") -> Knobs:
-    """Check every knob's type and range; raise one ConfigError line naming the first bad one."""
+    """Check every knob's type and range; return the knobs normalised (integral floats of integer
+    knobs to int, numbers of float knobs to float), or raise one ConfigError line naming the first
+    bad one (``where`` prefixes the field, e.g. "policy." for the command line)."""
+    import math
+    norm = {}
     for path, value in flatten(knobs).items():
         lo, hi, kind = RANGES[path]
         name = f"{where}{path}"
         if kind == "float":
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and lo <= float(value) <= hi
-            if not ok or value != value:
+            ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(float(value))
+                  and lo <= float(value) <= hi)
+            if not ok:
                 raise ConfigError(f"{name}={value!r}: must be a number in [{lo}, {hi}]")
+            norm[path] = float(value)
         else:
             if isinstance(value, bool) or not isinstance(value, int) and not (
-                    isinstance(value, float) and value.is_integer()):
+                    isinstance(value, float) and math.isfinite(value) and value.is_integer()):
                 raise ConfigError(f"{name}={value!r}: must be an integer in [{lo}, {hi}]"
                                   + (" (a 0/1 flag)" if kind == "flag" else ""))
             if not lo <= int(value) <= hi:
                 allowed = "0 or 1" if kind == "flag" else f"an integer in [{lo}, {hi}]"
                 raise ConfigError(f"{name}={value!r}: must be {allowed}")
-    return knobs
+            norm[path] = int(value)
+    for a, b in ORDERED:
+        if norm[a] > norm[b]:
+            raise ConfigError(f"{where}{a}={norm[a]!r}: must be <= {where}{b} ({norm[b]!r})")
+    changed = {k: v for k, v in norm.items() if type(v) is not type(_get(knobs, k)) or v != _get(knobs, k)}
+    return with_overrides(knobs, changed) if changed else knobs
+
+
+def _get(obj, path: str):
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj

@@ -121,8 +121,37 @@ class Machine:
         return mn, mn + mn // 4, mn + mn // 2
 
     def validate(self) -> "Machine":
+        """Check every field's type, finiteness and range; return the machine with its numbers
+        normalised (integral floats to int, matrices to tuples), or raise one ConfigError line."""
+        from dataclasses import replace as _replace
+
+        from . import checks as K
+        if not isinstance(self.name, str):
+            raise ConfigError(f"machine.name={self.name!r}: must be a string")
+        n = K.integer("machine.n_nodes", self.n_nodes, 1, 64)
+        norm = dict(
+            n_nodes=n, cpus_per_node=K.integer("machine.cpus_per_node", self.cpus_per_node, 1, 4096),
+            threads_per_core=K.integer("machine.threads_per_core", self.threads_per_core, 1, 4),
+            mem_per_node_mib=K.integer("machine.mem_per_node_mib", self.mem_per_node_mib, 64, 4 << 20),
+            distance=K.int_matrix("machine.distance", self.distance, n),
+            groups=K.integer("machine.groups", self.groups, 1, n))
+        for f in ("lat_local_ns", "lat_remote_ns", "core_mlp", "socket_mlp", "node_bw_gbs", "link_bw_gbs",
+                  "bzero_traffic"):
+            norm[f] = K.number(f"machine.{f}", getattr(self, f))
+        for f in ("lat_group_ns", "link_group_gbs"):
+            if getattr(self, f) is not None:
+                norm[f] = K.number(f"machine.{f}", getattr(self, f))
+        if self.latency_ns is not None:
+            norm["latency_ns"] = K.num_matrix("machine.latency_ns", self.latency_ns, n)
+        if self.link_matrix_gbs is not None:
+            norm["link_matrix_gbs"] = K.num_matrix("machine.link_matrix_gbs", self.link_matrix_gbs, n)
+        return _replace(self, **norm)._validate_ranges()
+
+    def _validate_ranges(self) -> "Machine":
         require(self.n_nodes >= 1 and self.n_nodes <= 64, "machine.n_nodes", self.n_nodes, "an integer in [1, 64]")
         require(self.cpus_per_node >= 1, "machine.cpus_per_node", self.cpus_per_node, "an integer >= 1")
+        require(self.n_cpus <= 4096, "machine.cpus_per_node", self.cpus_per_node,
+                f"at most {4096 // self.n_nodes} with {self.n_nodes} nodes (4096 CPUs in all)")
         require(self.threads_per_core in (1, 2, 4) and self.cpus_per_node % self.threads_per_core == 0,
                 "machine.threads_per_core", self.threads_per_core, "1, 2 or 4, dividing cpus_per_node")
         require(self.mem_per_node_mib >= 64 and self.mem_per_node_mib % 2 == 0, "machine.mem_per_node_mib",

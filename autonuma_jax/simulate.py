@@ -159,10 +159,12 @@ class Bucket:
     reports_done: int = 0
 
     @classmethod
-    def build(cls, configs: Sequence[RunConfig], devices=None) -> "Bucket":
+    def build(cls, configs: Sequence[RunConfig], devices=None, reports_per_chunk: int = 10) -> "Bucket":
+        from . import resources
         static = build_static(configs)
-        plist = [P.build_params(c, static) for c in configs]
         sharding, n_dev = batch_sharding(devices)
+        resources.check(static, len(configs), reports_per_chunk, n_dev)  # before anything is allocated
+        plist = [P.build_params(c, static) for c in configs]
         pad = (-len(plist)) % n_dev
         plist += [plist[-1]] * pad  # padding rows repeat the last configuration; dropped in results
         b = cls(static=static, configs=list(configs), params=None, n_pad=pad, sharding=sharding)
@@ -186,16 +188,26 @@ class Bucket:
 
     def run(self, reports_per_chunk: int = 10, stop_when_done: bool = True, on_chunk: Callable | None = None,
             checkpoint: str | None = None, checkpoint_every: int = 1, should_stop: Callable | None = None,
-            resume: bool = True) -> list:
+            resume: bool = True, final_checkpoint: bool = False) -> list:
         """Run to the end (or until every configuration finished).
 
         With ``checkpoint``, the state is saved there every ``checkpoint_every`` chunks (0: never
-        periodically) and when ``should_stop()`` turns true (then the run returns early with
-        ``self.stopped = True``); a run whose checkpoint already exists resumes from it when
-        ``resume``.
+        periodically), when ``should_stop()`` turns true (then the run returns early with
+        ``self.stopped = True``) and, with ``final_checkpoint``, at the end (a rerun then rebuilds the
+        results from it without simulating); a run whose checkpoint already exists resumes from it
+        when ``resume``. A checkpoint that cannot be written (a full disk) costs nothing computed:
+        the run goes on (or stops, when asked to) and ``self.checkpoint_error`` says why.
         """
         from . import checkpoint as ckpt
         self.stopped = False
+        self.checkpoint_error = None
+
+        def save():
+            try:
+                ckpt.save(self, checkpoint)
+            except OSError as e:
+                self.checkpoint_error = f"{checkpoint}: {e.strerror or e}"
+
         if checkpoint and resume and os.path.exists(checkpoint):
             ckpt.load(self, checkpoint)
         if self.state is None:
@@ -216,10 +228,12 @@ class Bucket:
                 on_chunk(self)
             stop = should_stop is not None and should_stop()
             if checkpoint and (stop or (checkpoint_every > 0 and chunks % checkpoint_every == 0)):
-                ckpt.save(self, checkpoint)
+                save()
             if stop:
                 self.stopped = True
                 break
+        if checkpoint and final_checkpoint and not self.stopped:
+            save()
         return self.results()
 
     def _raise_violations(self, rows):
@@ -258,9 +272,9 @@ def own_rows(ticks: np.ndarray, end_tick: int) -> int:
 
 
 def make_buckets(configs: Sequence[RunConfig], devices=None) -> list:
-    """Validate every configuration (before any compile) and group them by shape."""
-    for i, c in enumerate(configs):
-        validate_run(c, i if len(configs) > 1 else None)
+    """Validate every configuration (before any compile; the checked, normalised configurations are
+    the ones simulated) and group them by shape."""
+    configs = [validate_run(c, i if len(configs) > 1 else None) for i, c in enumerate(configs)]
     groups: dict = {}
     for i, c in enumerate(configs):
         groups.setdefault(shape_key(c), []).append(i)

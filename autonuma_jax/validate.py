@@ -78,6 +78,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import baselines as B
+from .checkpoint import default_mode
 from . import config as C
 from .knobs import Knobs, with_overrides
 from .machine import PRESETS
@@ -374,7 +375,7 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=f".tmp{ext}", dir=d)
     os.close(fd)
     try:
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
+        os.chmod(tmp, default_mode())  # mkstemp creates 0600; results are meant to be shared (umask applies)
         write(tmp)
         os.replace(tmp, path)
     except BaseException:

@@ -51,23 +51,22 @@ class Run:
 def build_machine(m: dict) -> Machine | str:
     """A preset name (untouched preset), or a Machine (preset with overrides, or custom)."""
     over = {k: m.get(k) for k in MACHINE_FIELDS if m.get(k) is not None}
-    if "distance" in over:
-        over["distance"] = tuple(tuple(int(x) for x in row) for row in over["distance"])
-    for k in ("latency_ns", "link_matrix_gbs"):
-        if k in over:
-            over[k] = tuple(tuple(float(x) for x in row) for row in over[k])
+    # matrices are checked (and normalised) by Machine.validate: a distance of 25.9 is refused, not truncated
+    for k in ("distance", "latency_ns", "link_matrix_gbs"):
+        if k in over and isinstance(over[k], list):
+            over[k] = tuple(tuple(row) if isinstance(row, list) else row for row in over[k])
     preset = m.get("preset")
     if preset is not None:
         base = get_machine(preset)
         over = {k: v for k, v in over.items() if getattr(base, k) != v}
         if not over:
             return preset
-        return replace(base, **over)
+        return replace(base, **over).validate()  # checked before the workload is built from it
     missing = [k for k in MACHINE_FIELDS if k not in over and k not in OPTIONAL_MACHINE_FIELDS]
     if missing:
         raise ConfigError(f"machine.preset=None: a custom machine needs machine.{missing[0]} "
                           f"(missing: {', '.join(missing)}), or pick a preset ({', '.join(sorted(PRESETS))})")
-    return Machine(**over)
+    return Machine(**over).validate()
 
 
 def build_workload(w: dict, machine, policy: str, seed: int):
@@ -177,6 +176,10 @@ def _kind(param: str) -> str | None:
     return RANGES[path][2] if path in RANGES else None
 
 
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
 def _grid_values(param: str, spec: Any) -> list:
     if isinstance(spec, (list, tuple)):
         if not spec:
@@ -186,9 +189,10 @@ def _grid_values(param: str, spec: Any) -> list:
         if "values" in spec:
             return _grid_values(param, spec["values"])
         lo, hi, num = spec.get("min"), spec.get("max"), spec.get("num")
-        if lo is None or hi is None or not isinstance(num, int) or num < 1:
-            raise ConfigError(f"sweep.params.{param}={spec!r}: a grid range needs min, max and num >= 1 "
-                              f"(or give a list of values)")
+        if (not _finite(lo) or not _finite(hi) or isinstance(num, bool) or not isinstance(num, int) or num < 1
+                or num > 100_000):
+            raise ConfigError(f"sweep.params.{param}={spec!r}: a grid range needs finite numbers min and max and "
+                              f"an integer num in [1, 100000] (or give a list of values)")
         if spec.get("log"):
             if lo <= 0 or hi <= 0:
                 raise ConfigError(f"sweep.params.{param}={spec!r}: log ranges need min, max > 0")
@@ -220,8 +224,8 @@ def _random_values(param: str, spec: Any, n: int, rng: np.random.Generator) -> l
         if "values" in spec:
             return _random_values(param, spec["values"], n, rng)
         lo, hi = spec.get("min"), spec.get("max")
-        if lo is None or hi is None or lo > hi:
-            raise ConfigError(f"sweep.params.{param}={spec!r}: a random range needs min <= max")
+        if not _finite(lo) or not _finite(hi) or lo > hi:
+            raise ConfigError(f"sweep.params.{param}={spec!r}: a random range needs finite numbers min <= max")
         if spec.get("log"):
             if lo <= 0:
                 raise ConfigError(f"sweep.params.{param}={spec!r}: log ranges need min > 0")

@@ -3,6 +3,8 @@ the wandb run. Hydra-free: ``app.py`` passes the resolved config as a dict and t
 """
 from __future__ import annotations
 
+import re
+
 import json
 import logging
 import math
@@ -54,11 +56,25 @@ def plan(runs: list[Run], batch_size: int = 0) -> list[list[int]]:
     return out
 
 
+_KNOB_GROUPS = ("autonuma", "balancenuma", "numa_balancing", "sched_numa", "numa_core", "transparent_hugepage",
+                "costs", "sched")
+_KNOB_FIELD = re.compile(r"(^|config\[\d+\]\.|<= )((?:%s)\.)" % "|".join(_KNOB_GROUPS))
+
+
+def cli_names(msg: str) -> str:
+    """A core error message with the fields named as the command line names them: knobs live under
+    ``policy.`` there (``policy.autonuma.knuma_scand.pages_to_scan``)."""
+    return _KNOB_FIELD.sub(r"\1policy.\2", msg)
+
+
 def prepare(cfg: dict) -> list[Run]:
     """Expand and validate every configuration (ConfigError one-liners, before any compile)."""
-    runs = expand(cfg)
-    for r in runs:
-        validate_run(r.config, r.index if len(runs) > 1 else None)
+    try:
+        runs = expand(cfg)
+        for r in runs:
+            r.config = validate_run(r.config, r.index if len(runs) > 1 else None)
+    except ConfigError as e:
+        raise ConfigError(cli_names(str(e))) from None
     sim = cfg.get("sim", {})
     for key in ("reports_per_chunk",):
         v = sim.get(key, 10)
@@ -120,15 +136,80 @@ def simulate_runs(runs: list[Run], sim: dict, progress_cfg: dict | None = None, 
             os.makedirs(checkpoint_dir, exist_ok=True)
             kw = {"checkpoint": path, "checkpoint_every": checkpoint_every, "should_stop": preempt.requested}
         res = bucket.run(reports_per_chunk=rpc, stop_when_done=bool(sim.get("stop_when_done", True)),
-                         on_chunk=prog.update, **kw)
+                         on_chunk=prog.update, final_checkpoint=bool(checkpoint_dir), **kw)
         if getattr(bucket, "stopped", False):
             prog.close(complete=False)
+            if bucket.checkpoint_error:
+                raise Preempted(f"batch {bi + 1} could NOT be checkpointed ({bucket.checkpoint_error}): the requeued "
+                                f"job restarts it from its last checkpoint or from the start")
             raise Preempted(f"batch {bi + 1} checkpointed at {kw['checkpoint']}")
+        if bucket.checkpoint_error:
+            log.warning(f"checkpoint not written ({bucket.checkpoint_error}); the results are kept in memory")
         prog.skip(n_chunks[bi] - (prog.done - before))
         for i, r in zip(idx, res):
             out[i] = r
     prog.close()
     return out, len(batches), compiled_chunk.cache_info().misses - misses0
+
+
+class WriteFailed(RuntimeError):
+    """The results could not be written (a full disk, a read-only folder): one line, exit 4."""
+
+
+EXIT_WRITE_FAILED = 4
+
+
+def write_with_retries(writes, out_dir: str, ckpt_dir: str, n_configs: int, retry_s: float, retries: int) -> None:
+    """Run ``writes()``; on an OSError (ENOSPC, EDQUOT, EROFS...) wait ``retry_s`` and try again, up
+    to ``retries`` times, then raise WriteFailed saying where the computed state is."""
+    import errno
+    for attempt in range(retries + 1):
+        try:
+            writes()
+            return
+        except OSError as e:
+            kept = (f"the final state of every batch is in {ckpt_dir}: rerun the same command to write the results "
+                    f"without simulating" if os.path.isdir(ckpt_dir) and os.listdir(ckpt_dir) else
+                    "no checkpoint could be written either: the results are lost")
+            transient = e.errno in (errno.ENOSPC, errno.EDQUOT)
+            if attempt == retries or not transient:
+                raise WriteFailed(f"results of {n_configs} configuration(s) not written to {out_dir}: "
+                                  f"{e.strerror or e}; {kept}") from None
+            log.warning(f"writing results failed ({e.strerror or e}); retrying in {retry_s:g} s "
+                        f"({attempt + 1}/{retries})")
+            time.sleep(retry_s)
+
+
+def lock_job_folder(out_dir: str) -> None:
+    """An exclusive lock on ``out_dir/.lock`` (the descriptor is returned: ``unlock_job_folder``, or the
+    process's exit, releases it); a second job started into the same folder refuses with one line."""
+    import fcntl
+    path = os.path.join(out_dir, ".lock")
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise ConfigError(f"output folder {out_dir}: not writable ({e.strerror or e})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        try:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
+        except OSError:
+            holder = "?"
+        os.close(fd)
+        raise ConfigError(f"output folder {out_dir}: another job is writing it (pid {holder}); use another "
+                          f"hydra.run.dir or wait for it") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
+
+
+def unlock_job_folder(fd) -> None:
+    import fcntl
+    try:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def run_job(cfg: dict, out_dir: str, job: dict | None = None, resolved_yaml: str | None = None,
@@ -147,7 +228,18 @@ def run_job(cfg: dict, out_dir: str, job: dict | None = None, resolved_yaml: str
         info.n_configs = len(runs)
         return info
     R.check_writable(out_dir, overwrite)
-    os.makedirs(out_dir, exist_ok=True)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"output folder {out_dir}: cannot be created ({e.strerror or e})") from None
+    lock = lock_job_folder(out_dir)  # a second job into this folder refuses here, before it writes anything
+    try:
+        return _run_locked(cfg, out_dir, job, resolved_yaml, group, run_name, runs, rcfg, overwrite, info, t0)
+    finally:
+        unlock_job_folder(lock)
+
+
+def _run_locked(cfg, out_dir, job, resolved_yaml, group, run_name, runs, rcfg, overwrite, info, t0) -> JobInfo:
     sim = cfg.get("sim", {})
     enable_compilation_cache(sim.get("compilation_cache_dir"))
     info.n_configs = len(runs)
@@ -159,12 +251,17 @@ def run_job(cfg: dict, out_dir: str, job: dict | None = None, resolved_yaml: str
     job = dict(job or {})
     res_df = R.results_frame(runs, results, job)
     ts_df = R.timeseries_frame(runs, results) if rcfg.get("timeseries", True) or rcfg.get("plots", True) else None
-    # results.parquet last: its presence means the job's files are complete
-    if rcfg.get("timeseries", True) and ts_df is not None:
-        info.files.append(R.write_atomic(ts_df, os.path.join(out_dir, R.TIMESERIES), True))
-    if resolved_yaml is not None:
-        info.files.append(R.write_text_atomic(resolved_yaml, os.path.join(out_dir, "resolved_config.yaml")))
-    info.files.append(R.write_atomic(res_df, os.path.join(out_dir, R.RESULTS), overwrite))
+    # results.parquet last: its presence means the job's files are complete. A full disk here loses
+    # nothing: each batch's final state is in checkpoints/ (a rerun rebuilds the results from it
+    # without simulating), and the writes are retried before the job gives up with one line.
+    def writes():
+        if rcfg.get("timeseries", True) and ts_df is not None:
+            info.files.append(R.write_atomic(ts_df, os.path.join(out_dir, R.TIMESERIES), True))
+        if resolved_yaml is not None:
+            info.files.append(R.write_text_atomic(resolved_yaml, os.path.join(out_dir, "resolved_config.yaml")))
+        info.files.append(R.write_atomic(res_df, os.path.join(out_dir, R.RESULTS), overwrite))
+    write_with_retries(writes, out_dir, ckpt_dir, len(runs), float(rcfg.get("write_retry_s", 10.0)),
+                       int(rcfg.get("write_retries", 6)))
     if os.path.isdir(ckpt_dir):
         shutil.rmtree(ckpt_dir, ignore_errors=True)  # the results are safe: the checkpoints are spent
     _print_table(res_df)

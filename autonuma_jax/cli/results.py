@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import tempfile
 
+from ..checkpoint import default_mode
+
 import numpy as np
 import pandas as pd
 
@@ -104,6 +106,7 @@ def write_atomic(df: pd.DataFrame, path: str, overwrite: bool) -> str:
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=d)
+    os.chmod(tmp, default_mode())  # the umask's permissions, not mkstemp's 0600
     os.close(fd)
     try:
         df.to_parquet(tmp, index=False)
@@ -129,6 +132,7 @@ def write_text_atomic(text: str, path: str) -> str:
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=d)
+    os.chmod(tmp, default_mode())  # the umask's permissions, not mkstemp's 0600
     with os.fdopen(fd, "w") as f:
         f.write(text)
     os.replace(tmp, path)

@@ -174,6 +174,10 @@ class ResultsConf:
     # requeued (SLURM timeout / preemption with hydra.launcher.max_num_timeout > 0) or re-run into
     # the same folder resumes from it; the checkpoints are deleted once results.parquet is written.
     checkpoint_every: int = 0
+    # A write that fails for lack of space (ENOSPC / EDQUOT) is retried this often before the job
+    # exits with status 4; each batch's final state stays in checkpoints/ until the results are written.
+    write_retry_s: float = 10.0
+    write_retries: int = 6
 
 
 class ProgressMode(enum.Enum):
