@@ -3,7 +3,6 @@
 #
 #   slurm/submit.sh array POINTS_FILE [sbatch options...] [-- EXTRA overrides...]
 #   slurm/submit.sh gpu [sbatch options...] [-- ARGS...]
-#   slurm/submit.sh multinode [sbatch options...] [-- ARGS...]
 #
 # The job folder, ${AUTONUMA_JOB_ROOT:-<repo>/outputs/slurm}/<kind>-<date>-<time>-<pid>, is made
 # here (SLURM does not create the folder of --output): it holds the SLURM log(s), a copy of the
@@ -17,8 +16,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(dirname "$here")"
 kind="${1:-}"
 case "$kind" in
-  array | gpu | multinode) shift ;;
-  *) echo "usage: $0 {array POINTS_FILE|gpu|multinode} [sbatch options...] [-- ARGS...]" >&2; exit 2 ;;
+  array | gpu) shift ;;
+  *) echo "usage: $0 {array POINTS_FILE|gpu} [sbatch options...] [-- ARGS...]" >&2; exit 2 ;;
 esac
 
 points=""

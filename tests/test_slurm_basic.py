@@ -18,7 +18,7 @@ import pytest
 from slurm_helpers import FINAL_STATES, REPO, SlurmCluster, slurm_cluster  # noqa: F401  (fixture)
 
 SLURM_DIR = REPO / "slurm"
-TEMPLATES = ("array.sbatch", "gpu.sbatch", "multinode.sbatch")
+TEMPLATES = ("array.sbatch", "gpu.sbatch")
 
 
 def _read(path: Path) -> str:
@@ -193,26 +193,6 @@ while true; do sleep 0.1; done
     ], log
     assert "requeueing job" in log, log
     _wait_requeued_then_completed(slurm_cluster, job)
-
-
-@pytest.mark.slurm
-def test_multinode_template_initialises_jax_distributed(slurm_cluster, tmp_path):
-    """Two processes on the one node stand in for two nodes."""
-    if slurm_cluster.cpus < 2:
-        pytest.skip("needs a node with 2 CPUs")
-    probe = tmp_path / "probe.py"
-    probe.write_text("import sys, jax\n"
-                     "print(f'probe {jax.process_index()}/{jax.process_count()} args={sys.argv[1:]}', flush=True)\n")
-    env = {"AUTONUMA_JOB_ROOT": str(tmp_path / "jobs"), "AUTONUMA_CMD": f"{sys.executable} {probe}",
-           "JAX_PLATFORMS": "cpu"}
-    job, job_dir = _submit(slurm_cluster, "multinode", "--nodes=1", "--ntasks-per-node=2",
-                           "--gpus-per-node=0", "--cpus-per-task=1", "--", "+x=1", env=env)
-    slurm_cluster.wait_gone(job, timeout=60)
-    log = _read(job_dir / f"autonuma-multinode-{job}.out")
-    args = ["+x=1", f"hydra.run.dir={job_dir / 'run'}"]
-    for i in range(2):
-        assert f"{i}: probe {i}/2 args={args}" in log, log
-    assert slurm_cluster.wait_sacct(job)[0][1] == "COMPLETED", log
 
 
 # ------------------------------------------------------------------------------------------------
