@@ -18,9 +18,14 @@
 #   env      print `export SLURM_CONF=...` for this cluster: eval "$(scripts/slurm_cluster.sh env)"
 #
 # Environment:
-#   SLURM_STATE_DIR      root of the state folders (default /tmp/autonuma-slurm); the cluster
+#   SLURM_STATE_DIR      root of the state folders (default /var/lib/autonuma-slurm); the cluster
 #                        lives in $SLURM_STATE_DIR/$SLURM_CLUSTER_NAME (one folder per cluster
 #                        name: slurmctld refuses a StateSaveLocation written under another name).
+#                        The root must be a real directory (no symlink anywhere on the path)
+#                        owned by the user running this script and writable by nobody else; it
+#                        is created so (mode 0711) when absent, and the script refuses to use it
+#                        otherwise. Never point it at a shared temporary folder that others can
+#                        prepare: the daemons run as root and load keys and configs from it.
 #   SLURM_CLUSTER_NAME   cluster name (default autonuma; lower case letters, digits, _).
 #   SLURM_PORT_BASE      slurmctld port; slurmd, slurmdbd, mariadb use the next three
 #                        (default 6817 -> 6817..6820). Everything listens on / points at localhost.
@@ -29,7 +34,7 @@
 set -euo pipefail
 
 CLUSTER="${SLURM_CLUSTER_NAME:-autonuma}"
-ROOT="${SLURM_STATE_DIR:-/tmp/autonuma-slurm}"
+ROOT="${SLURM_STATE_DIR:-/var/lib/autonuma-slurm}"
 STATE="$ROOT/$CLUSTER"
 PORT_BASE="${SLURM_PORT_BASE:-6817}"
 CTLD_PORT=$PORT_BASE
@@ -49,6 +54,58 @@ DB_DIR="$STATE/mysql"
 
 say() { echo "slurm_cluster: $*"; }
 die() { echo "slurm_cluster: ERROR: $*" >&2; exit 1; }
+
+# --------------------------------------------------------------------------------------------
+# A private state folder. Everything the root daemons trust (munge.key, slurmdbd.conf with the
+# database password, slurm.conf, the spool) lives under $ROOT, so nobody but us may be able to
+# create, replace or redirect anything there: each directory on the way must be a real directory
+# (not a symlink), owned by us, not writable by group or others. We create missing ones with
+# mkdir (no -p, so an existing name planted a moment earlier makes it fail, not follow).
+
+# owner uid and octal mode of $1 without following a final symlink
+stat_of() { stat -c '%u %a' -- "$1" 2>/dev/null; }
+
+check_private_dir() {   # check_private_dir <dir>: refuse a symlink, a foreign owner, g/o write
+  local d=$1 st uid mode
+  [ ! -L "$d" ] || die "$d is a symlink; refusing to use it as a state folder (remove it or set SLURM_STATE_DIR)"
+  [ -d "$d" ] || die "$d exists and is not a directory"
+  st=$(stat_of "$d") || die "cannot stat $d"
+  uid=${st% *} mode=${st#* }
+  [ "$uid" = "$(id -u)" ] || die "$d is owned by uid $uid, not by us (uid $(id -u)); refusing to use it (remove it or set SLURM_STATE_DIR)"
+  (( (8#$mode & 8#022) == 0 )) || die "$d is writable by group or others (mode $mode); refusing to use it (chmod go-w it or remove it)"
+}
+
+make_private_dir() {    # make_private_dir <dir> [mode]: create (if absent) and check
+  local d=$1 mode=${2:-700}
+  if [ ! -e "$d" ] && [ ! -L "$d" ]; then
+    mkdir -m "$mode" -- "$d" 2>/dev/null || [ -d "$d" ] || die "cannot create $d"
+  fi
+  check_private_dir "$d"
+}
+
+# The root and its parents: every existing ancestor must be a real directory; an ancestor that
+# others may write to must carry the sticky bit (as /tmp does), so what we create there stays ours.
+prepare_root() {
+  local path="" part st mode
+  case "$ROOT" in /*) ;; *) die "SLURM_STATE_DIR must be an absolute path (got '$ROOT')" ;; esac
+  local IFS=/
+  for part in ${ROOT#/}; do
+    [ -n "$part" ] || continue
+    path="$path/$part"
+    [ "$path" = "$ROOT" ] && break
+    [ -e "$path" ] || { mkdir -m 755 -- "$path" 2>/dev/null || [ -d "$path" ] || die "cannot create $path"; }
+    [ ! -L "$path" ] || die "$path (on the way to $ROOT) is a symlink; refusing it"
+    st=$(stat_of "$path") || die "cannot stat $path"
+    mode=${st#* }
+    if (( (8#$mode & 8#002) != 0 && (8#$mode & 8#1000) == 0 )); then
+      die "$path (on the way to $ROOT) is world-writable without the sticky bit; refusing it"
+    fi
+  done
+  unset IFS
+  # munged insists that every component of its socket path is searchable (+x) by all: 0711.
+  make_private_dir "$ROOT" 711
+  chmod 711 -- "$ROOT"
+}
 
 case "$CLUSTER" in *[!a-z0-9_]* | "") die "SLURM_CLUSTER_NAME '$CLUSTER' must match [a-z0-9_]+" ;; esac
 
@@ -152,7 +209,7 @@ cmd_install() {
   [ "$(id -u)" -eq 0 ] || die "installing ${PACKAGES[*]} needs root"
   command -v apt-get >/dev/null || die "apt-get not found (Debian/Ubuntu needed)"
   local t0=$SECONDS logf
-  mkdir -p "$ROOT"
+  prepare_root
   logf="$ROOT/apt-install.log"
   # No init system here: keep the packages' maintainer scripts from starting system-wide
   # daemons (munge, mariadb, slurm*) that we would not own.
@@ -168,6 +225,11 @@ cmd_install() {
   say "installing ${PACKAGES[*]} (log: $logf)"
   if ! "${apt[@]}" install --no-install-recommends "${PACKAGES[@]}" >"$logf" 2>&1; then
     say "install failed; running apt-get update and retrying"
+    # An install killed half-way leaves dpkg "interrupted": finish configuring what it unpacked.
+    if grep -q "dpkg was interrupted" "$logf"; then
+      say "dpkg was interrupted by an earlier install; running dpkg --configure -a"
+      dpkg --force-confdef --force-confold --configure -a >>"$logf" 2>&1 || true
+    fi
     if ! { "${apt[@]}" update && "${apt[@]}" install --no-install-recommends "${PACKAGES[@]}"; } >>"$logf" 2>&1; then
       tail -n 20 "$logf" >&2
       die "apt-get install ${PACKAGES[*]} failed (log: $logf)"
@@ -181,18 +243,37 @@ cmd_install() {
 # --------------------------------------------------------------------------------------------
 # start
 
+# 24 random letters and digits (only [A-Za-z0-9], so it needs no quoting anywhere).
+new_password() {
+  local pw=""
+  while [ ${#pw} -lt 24 ]; do
+    pw+=$(head -c 64 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
+  done
+  echo "${pw:0:24}"
+}
+
+# A value as an SQL string literal: backslashes and single quotes doubled/escaped, so whatever
+# the value holds it stays one literal (MariaDB's default sql_mode treats \ as an escape).
+sql_quote() {
+  local v=${1//\\/\\\\}
+  v=${v//\'/\'\'}
+  printf "'%s'" "$v"
+}
+
+DB_PASSWORD=""
 write_configs() {
   local cpus mem pw
   cpus="${SLURM_NODE_CPUS:-$(nproc)}"
   mem=$(awk '/^MemTotal:/ {printf "%d", $2 / 1024 * 0.9}' /proc/meminfo)
-  if [ ! -s "$ETC/db.pw" ]; then
-    (umask 077; head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' >"$ETC/db.pw")
-  fi
-  pw=$(cat "$ETC/db.pw")
-  if [ ! -s "$ETC/munge.key" ]; then
-    (umask 077; head -c 1024 /dev/urandom >"$ETC/munge.key")
-  fi
+  # Fresh secrets on every start: a key or password found on disk is never trusted (munged
+  # and the database user are (re)started with these values below). Old files are removed
+  # first so a planted hard link or symlink is replaced, not written through.
+  rm -f -- "$ETC/db.pw" "$ETC/munge.key"
+  pw=$(new_password)
+  (umask 077; printf '%s\n' "$pw" >"$ETC/db.pw")
+  (umask 077; head -c 1024 /dev/urandom >"$ETC/munge.key")
   chmod 400 "$ETC/munge.key"
+  DB_PASSWORD=$pw
 
   cat >"$CONF" <<EOF
 # Written by scripts/slurm_cluster.sh start; rewritten on every start.
@@ -309,10 +390,18 @@ cmd_start() {
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then busy+=" $port"; fi
   done
   [ -z "$busy" ] || die "port(s)$busy on 127.0.0.1 already in use (another SLURM cluster or MariaDB?); stop it or choose other ports with SLURM_PORT_BASE (now $PORT_BASE, uses $CTLD_PORT-$DB_PORT)"
-  mkdir -p "$ROOT" "$ETC" "$LOG" "$RUN" "$PIDS" "$STATE/spool/slurmctld" "$STATE/spool/slurmd"
+  # $ROOT was checked by with_lock; everything below it is ours alone (mode 0711 or 0700), but
+  # check each level anyway: a folder left by an older version of this script may be looser.
+  make_private_dir "$STATE" 711
+  local d
+  for d in "$ETC" "$LOG" "$PIDS" "$STATE/spool" "$STATE/spool/slurmctld" "$STATE/spool/slurmd"; do
+    make_private_dir "$d" 700
+  done
+  make_private_dir "$RUN" 755
   # munged insists that every component of its socket path is accessible (+x) to all.
-  chmod go+x "$ROOT" "$STATE"; chmod 755 "$RUN"
+  chmod 711 "$STATE"; chmod 755 "$RUN"
   rm -f "$RUN"/* "$PIDS"/*
+  rm -f -- "$CONF" "$ETC/slurmdbd.conf"   # rewritten below; never written through a link
   write_configs
 
   # munge: as root, with its own key and socket (no clash with a system munged)
@@ -340,7 +429,7 @@ cmd_start() {
   wait_for mariadbd db_ok
   if ! mariadb --no-defaults --socket="$DB_SOCK" -u root >"$LOG/mariadb-grant.out" 2>&1 <<EOF
 CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1';
-ALTER USER 'slurm'@'127.0.0.1' IDENTIFIED BY '$(cat "$ETC/db.pw")';
+ALTER USER 'slurm'@'127.0.0.1' IDENTIFIED BY $(sql_quote "$DB_PASSWORD");
 GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';
 EOF
   then
@@ -527,11 +616,17 @@ cmd_status() {
 # --------------------------------------------------------------------------------------------
 
 with_lock() {
-  mkdir -p "$ROOT"
-  exec 9>"$ROOT/.$CLUSTER.lock"
+  prepare_root
+  # The lock file lives in our private root (checked above), so it cannot be a planted link;
+  # refuse one anyway rather than truncate whatever it points at.
+  [ ! -L "$ROOT/.$CLUSTER.lock" ] || die "$ROOT/.$CLUSTER.lock is a symlink; refusing it"
+  exec 9>>"$ROOT/.$CLUSTER.lock"
   flock -w 300 9 || die "could not lock $ROOT/.$CLUSTER.lock"
   "$@"
 }
+
+# Run as a command; sourced (tests), only the functions above are defined.
+[[ "${BASH_SOURCE[0]}" == "$0" ]] || return 0
 
 case "${1:-}" in
   install) cmd_install ;;

@@ -18,6 +18,7 @@ from ..errors import ConfigError
 from . import preempt
 from . import results as R
 from .build import Run, expand
+from .private_dir import private_dir_problem
 from .progress import Progress
 
 log = logging.getLogger("autonuma_jax.cli")
@@ -90,16 +91,26 @@ def prepare(cfg: dict) -> list[Run]:
 
 
 def enable_compilation_cache(path: str | None) -> None:
-    if not path:
-        return
+    """Point JAX's persistent compilation cache at `path` (or keep JAX_COMPILATION_CACHE_DIR), if private.
+
+    The cache holds executables a later run loads and runs, so a folder someone else can write is
+    refused (cli/private_dir.py) and the run goes on uncached after a one-line warning."""
     import jax
-    path = os.path.expanduser(path)
+    target = path or jax.config.jax_compilation_cache_dir
+    if not target:
+        return
+    target = os.path.abspath(os.path.expanduser(target))
+    problem = private_dir_problem(target)
+    if problem:
+        jax.config.update("jax_compilation_cache_dir", None)
+        log.warning(f"compilation cache not used ({problem}); set sim.compilation_cache_dir to a private "
+                    f"folder or null")
+        return
     try:
-        os.makedirs(path, exist_ok=True)
-        jax.config.update("jax_compilation_cache_dir", path)
+        jax.config.update("jax_compilation_cache_dir", target)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
     except Exception as e:  # noqa: BLE001  (a cache is an optimisation only)
-        log.warning(f"compilation cache at {path} not enabled: {e}")
+        log.warning(f"compilation cache at {target} not enabled: {e}")
 
 
 def simulate_runs(runs: list[Run], sim: dict, progress_cfg: dict | None = None, checkpoint_dir: str | None = None,
