@@ -13,7 +13,7 @@ from cli_helpers import REPO, cli_env
 from slurm_helpers import slurm_cluster  # noqa: F401  (the fixture)
 from test_slurm_basic import _start_requeued_now, _submit, _wait_requeued_then_completed
 
-TINY = ["experiment=quick", "sweep=none", "policy=autonuma24", "sim.duration_s=2", "workload.loops=20",
+TINY = ["experiment=quick", "sweep=none", "policy=autonuma24", "sim.duration_s=4", "workload.loops=20",
         "logger=disabled", "results.plots=false", "progress.mode=lines"]
 # the real numa01 on the 2-node 24-CPU machine: ~10-20 s of wall time, so the signal lands mid-run
 LONG = ["machine=2node_24cpu", "workload=numa01", "sweep=none", "policy=autonuma24", "sim.duration_s=150",
