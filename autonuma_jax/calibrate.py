@@ -259,11 +259,11 @@ def to_json(result: dict) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m autonuma_jax.calibrate", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m autonuma_jax.calibrate", description=" ".join(__doc__.split("\n\n")[0].split()).replace("``", ""))
     ap.add_argument("--machines", default=",".join(GROUPS),
                     help="presets with published baselines; presets joined with + share one set of physics")
     ap.add_argument("--fit", default=",".join(FIT), help="machine fields to fit")
-    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--rounds", type=int, default=6, help="search rounds (0: evaluate the preset as it is)")
     ap.add_argument("--step", type=float, default=1.3, help="initial multiplicative step")
     ap.add_argument("--fraction", type=float, default=0.1, help="shortened loops: L1 = fraction x L, L2 = 2 L1")
     ap.add_argument("--seeds", type=int, default=1)

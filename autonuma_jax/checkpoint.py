@@ -4,7 +4,9 @@ A checkpoint holds every state array (RNG position included: the keys live in th
 tick in the state), the time-series rows computed so far, and a JSON header with the format
 version, the static shapes, a fingerprint of the configurations and a SHA-256 checksum of the
 arrays' contents. Loading checks all of them, so a truncated, foreign, mismatched or edited file
-gives a one-line error (``CheckpointError``) instead of wrong numbers.
+gives a one-line error (``CheckpointError``) instead of wrong numbers. The checksum catches
+corruption and hand edits; it is not a signature: a state forged together with a recomputed
+checksum loads (a checkpoint is trusted as the job folder holding it is, see README).
 
 Files are written to a temporary name and renamed into place, with the permissions a plain
 ``open()`` would give them (the umask's), not ``mkstemp``'s 0600.

@@ -79,7 +79,7 @@ class SimConfig:
 
     @property
     def n_reports(self) -> int:
-        return max(1, math.ceil(self.duration_s * 1000 / self.report_interval_ms - 1e-9))
+        return max(1, round(self.duration_s * 1000 / self.report_interval_ms))  # validated: within 1e-6 of whole
 
 
 @dataclass(frozen=True)

@@ -198,7 +198,7 @@ def test_grid_ranges_and_bad_sweep_params():
     with pytest.raises(ConfigError, match="sweep.params is empty"):
         build.expand(to_dict(compose(["sweep.mode=grid"])))
     bad = to_dict(compose(["sweep.mode=grid", "+sweep.params.autonuma.knuma_scand.pages_to_scan=[8192,0]"]))
-    with pytest.raises(ConfigError, match=r"config\[1\]\.autonuma.knuma_scand.pages_to_scan=0"):
+    with pytest.raises(ConfigError, match=r"config\[1\]\.policy\.autonuma.knuma_scand.pages_to_scan=0"):
         prepare(bad)
 
 

@@ -103,10 +103,15 @@ def test_range_error_exits_2_with_one_line_before_compiling(env, tmp_path):
     assert time.time() - t0 < 60
 
 
-def test_typo_fails_with_hydra_message(env, tmp_path):
+def test_typo_fails_with_hydra_message_in_one_line(env, tmp_path):
     p = run_cli(["policy.autonuma.knuma_scand.pages_to_scn=1"], cwd=tmp_path, env=env, check=False)
-    assert p.returncode == 1
-    assert "pages_to_scn" in p.stderr and "KnumaScand" in p.stderr
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    errors = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(errors) == 1 and errors[0].startswith("error: ")
+    assert "pages_to_scn" in errors[0] and "KnumaScand" in errors[0]
+    full = run_cli(["policy.autonuma.knuma_scand.pages_to_scn=1"], cwd=tmp_path, env={**env, "HYDRA_FULL_ERROR": "1"},
+                   check=False)
+    assert full.returncode == 1 and "Traceback" in full.stderr  # hydra's own report when asked for
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,10 @@ The config lives in ``conf/`` at the top of the source tree; it is found through
 computed from this file, so the command works from any working directory of an editable (or
 source-tree) install. ``--config-dir DIR`` adds more config folders (e.g. ``sweeps/``).
 
-Exit status 2, with one line on stderr, for a value the core rejects (``ConfigError``) or an
-existing results.parquet; hydra's own message (status 1) for an unknown key or a wrong type.
+Exit status 2, with one line on stderr (``error: ...``), for anything the command line or the config
+gets wrong: a value the core rejects (``ConfigError``), an existing results.parquet, and what hydra
+refuses (an unknown key, a wrong type, a malformed YAML file, an unknown group option, an output
+folder it cannot create); ``HYDRA_FULL_ERROR=1`` keeps hydra's own report and traceback instead.
 """
 from __future__ import annotations
 
@@ -29,8 +31,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from ..errors import ConfigError
-from . import preempt, schema
-from .job import Preempted
+from . import preempt, preflight, schema
+from .job import EXIT_WRITE_FAILED, Preempted, WriteFailed
 from .results import ResultsExistError
 from .wandb_log import WandbWarning
 
@@ -72,6 +74,17 @@ def wandb_names(cfg: DictConfig, ctx: dict) -> tuple[str, str]:
     return group, name
 
 
+def hydra_files(cfg: DictConfig) -> dict[str, str]:
+    """What hydra writes into ``<job>/.hydra/`` (it is told not to, conf/config.yaml: the job writes
+    them after locking its folder, so a refused job cannot replace a finished one's record)."""
+    if not HydraConfig.initialized():
+        return {}
+    hc = HydraConfig.get()
+    task = OmegaConf.to_container(hc.overrides.task, resolve=False)
+    return {"config.yaml": OmegaConf.to_yaml(cfg), "hydra.yaml": OmegaConf.to_yaml({"hydra": hc}),
+            "overrides.yaml": OmegaConf.to_yaml(task)}
+
+
 def run(cfg: DictConfig) -> dict:
     warnings.simplefilter("ignore", WandbWarning)  # already in the job's log
     ctx = job_context()
@@ -82,20 +95,22 @@ def run(cfg: DictConfig) -> dict:
     job = {"num": ctx["num"], "overrides": " ".join(ctx["overrides"]), "multirun": ctx["multirun"],
            "id": ctx["job_id"]}
     from ..checkpoint import CheckpointError
-    from .job import EXIT_WRITE_FAILED, WriteFailed
     try:
-        info = run_job(container, ctx["out_dir"], job=job, resolved_yaml=resolved, group=group, run_name=name)
+        info = run_job(container, ctx["out_dir"], job=job, resolved_yaml=resolved, group=group, run_name=name,
+                       hydra_files=hydra_files(cfg))
     except (ConfigError, ResultsExistError, CheckpointError) as e:
         msg = str(e)
         if isinstance(e, CheckpointError):
             msg += f"; remove {os.path.join(ctx['out_dir'], 'checkpoints')} to start afresh"
         print(f"error: {msg}", file=sys.stderr, flush=True)
         if ctx["multirun"]:
+            e.autonuma_reported = True  # main() does not print it twice
             raise  # the launcher reports the failed job
         sys.exit(2)
     except WriteFailed as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         if ctx["multirun"]:
+            e.autonuma_reported = True
             raise
         sys.exit(EXIT_WRITE_FAILED)
     except Preempted as e:
@@ -110,78 +125,39 @@ def _hydra_main(cfg: DictConfig):
     return run(cfg)
 
 
-def _arg(argv, names):
-    """The value of a hydra option given as ``-x V``, ``--long V`` or ``--long=V``."""
-    for i, a in enumerate(argv):
-        for n in names:
-            if a == n and i + 1 < len(argv):
-                return argv[i + 1]
-            if a.startswith(n + "="):
-                return a[len(n) + 1:]
-    return None
-
-
 def check_primary_config(argv) -> str | None:
-    """One line for a primary config that hydra would fail on with a traceback: a malformed YAML file
-    in the folder given with -cd / -cp and -cn, or an empty one. None when it looks loadable."""
-    name = _arg(argv, ("-cn", "--config-name")) or "config"
-    dirs = [d for d in (_arg(argv, ("-cd", "--config-dir")), _arg(argv, ("-cp", "--config-path"))) if d]
-    for d in dirs + [CONF_DIR]:
-        path = os.path.join(d, name if name.endswith(".yaml") else name + ".yaml")
-        if not os.path.isfile(path):
-            continue
-        import yaml
-        try:
-            with open(path) as f:
-                doc = yaml.safe_load(f)
-        except (OSError, yaml.YAMLError) as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-            return f"{path}: not a readable YAML config{where}: {problem}"
-        if not doc:
-            return (f"{path}: the primary config is empty; start it with `defaults: [config, _self_]` (the "
-                    f"package's conf/config.yaml) and add overrides below, as the files in sweeps/ do")
-        if not isinstance(doc, dict):
-            return f"{path}: the primary config must be a YAML mapping, not a {type(doc).__name__}"
-        return None
-    return None
+    return preflight.check_primary_config(argv, CONF_DIR)
+
+
+check_output_writable = preflight.check_output_writable
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: one line and exit 2 for whatever hydra refuses (preflight.py)."""
     argv = sys.argv[1:]
     if not os.path.isdir(CONF_DIR) and not any(a.startswith(("--config-path", "-cp", "--config-dir", "-cd"))
                                                for a in argv):
         print(f"error: the config folder {CONF_DIR} is missing (autonuma-sim runs from a source checkout: "
               f"pip install -e .), or pass --config-path", file=sys.stderr)
         sys.exit(2)
-    bad = check_primary_config(argv) or check_output_writable(argv)
+    bad = check_primary_config(argv) or check_output_writable(argv) or preflight.check_flag_overrides(argv)
     if bad:
         print(f"error: {bad}", file=sys.stderr)
         sys.exit(2)
-    _hydra_main()
-
-
-def check_output_writable(argv) -> str | None:
-    """hydra creates the job's output folder and its log file before any of our code runs, and fails
-    with a traceback when it cannot: say it in one line instead. The folder is hydra.run.dir /
-    hydra.sweep.dir when given (before interpolation), else under the working directory."""
-    multirun = any(a in ("-m", "--multirun") for a in argv)
-    key = "hydra.sweep.dir=" if multirun else "hydra.run.dir="
-    target = next((a[len(key):] for a in argv if a.startswith(key)), None)
-    if target is None or "${" in target:
-        target = (target or "").split("${")[0] or os.getcwd()
-    p = os.path.abspath(os.path.expanduser(target))
-    while not os.path.exists(p) and os.path.dirname(p) != p:
-        p = os.path.dirname(p)
-    import tempfile
-    try:  # try it: permission bits do not stop root, a read-only mount does
-        os.rmdir(tempfile.mkdtemp(prefix=".autonuma-write-test-", dir=p))
-    except OSError as e:
-        return (f"the output folder cannot be created under {p} ({e.strerror or e}): run from a writable folder "
-                f"or pass {key}<a writable folder>")
-    return None
+    # hydra prints its own multi-line report (exit 1) unless HYDRA_FULL_ERROR is set; set it so the
+    # exception reaches us and becomes one line. A user who set it keeps hydra's full traceback.
+    compact = "HYDRA_FULL_ERROR" not in os.environ
+    if compact:
+        os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        _hydra_main()
+    except Exception as e:  # noqa: BLE001
+        reported = getattr(e, "autonuma_reported", False)  # a job's own error line, already printed
+        if not compact or not (reported or preflight.user_error(e)):
+            raise
+        if not reported:
+            print(f"error: {preflight.one_line(e)}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_WRITE_FAILED if isinstance(e, WriteFailed) else 2)
 
 
 if __name__ == "__main__":

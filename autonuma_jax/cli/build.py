@@ -180,6 +180,12 @@ def _finite(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
+# Bounds of one job, checked before anything is expanded: past them a typo (sweep.seeds=10000000)
+# would spend minutes and gigabytes building configurations no batch could hold.
+MAX_SEEDS = 100_000
+MAX_CONFIGS = 100_000
+
+
 def _grid_values(param: str, spec: Any) -> list:
     if isinstance(spec, (list, tuple)):
         if not spec:
@@ -199,7 +205,12 @@ def _grid_values(param: str, spec: Any) -> list:
             vals = np.geomspace(lo, hi, num)
         else:
             vals = np.linspace(lo, hi, num)
-        return _cast(param, list(vals))
+        out = _cast(param, list(vals))
+        if len(out) < num:  # an integer knob: the rounded points collide
+            raise ConfigError(f"sweep.params.{param}={spec!r}: an integer knob has only {len(out)} distinct values "
+                              f"in [{lo}, {hi}] ({out[:8]}{'...' if len(out) > 8 else ''}), not num={num}: lower num "
+                              f"or widen the range")
+        return out
     return [spec]
 
 
@@ -252,11 +263,15 @@ def combinations(sweep: dict) -> list[dict]:
         _check_param(p)
     if mode == "grid":
         axes = [(p, _grid_values(p, v)) for p, v in params.items()]
+        n = math.prod(len(v) for _, v in axes)
+        if n > MAX_CONFIGS:
+            raise ConfigError(f"sweep.params: the grid has {n:,} combinations ({' x '.join(str(len(v)) for _, v in axes)}); "
+                              f"at most {MAX_CONFIGS:,} per job (split it into jobs: -m or a SLURM array)")
         return [dict(zip([a for a, _ in axes], combo)) for combo in itertools.product(*[v for _, v in axes])]
     if mode == "random":
         n = sweep.get("samples", 16)
-        if not isinstance(n, int) or n < 1:
-            raise ConfigError(f"sweep.samples={n!r}: must be an integer >= 1")
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_CONFIGS:
+            raise ConfigError(f"sweep.samples={n!r}: must be an integer in [1, {MAX_CONFIGS}]")
         rng = np.random.default_rng(sweep.get("sample_seed", 0))
         cols = {p: _random_values(p, v, n, rng) for p, v in params.items()}
         return [{p: cols[p][i] for p in params} for i in range(n)]
@@ -309,11 +324,15 @@ def expand(cfg: dict) -> list[Run]:
     base = {k: cfg[k] for k in ("machine", "workload", "policy", "sim")}
     sweep = cfg.get("sweep") or {}
     seeds = sweep.get("seeds", 1)
-    if not isinstance(seeds, int) or seeds < 1:
-        raise ConfigError(f"sweep.seeds={seeds!r}: must be an integer >= 1")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= MAX_SEEDS:
+        raise ConfigError(f"sweep.seeds={seeds!r}: must be an integer in [1, {MAX_SEEDS}]")
     seed0 = cfg.get("seed", 0)
+    combos = combinations(sweep)
+    if len(combos) * seeds > MAX_CONFIGS:
+        raise ConfigError(f"sweep: {len(combos):,} combinations x sweep.seeds={seeds} = {len(combos) * seeds:,} "
+                          f"configurations; at most {MAX_CONFIGS:,} per job (split it into jobs: -m or a SLURM array)")
     runs = []
-    for ci, params in enumerate(combinations(sweep)):
+    for ci, params in enumerate(combos):
         spec = apply_params(base, params)
         for s in range(seeds):
             seed = seed0 + s

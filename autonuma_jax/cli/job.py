@@ -87,7 +87,42 @@ def prepare(cfg: dict) -> list[Run]:
     bs = sim.get("batch_size", 0)
     if not isinstance(bs, int) or bs < 0:
         raise ConfigError(f"sim.batch_size={bs!r}: must be an integer >= 0 (0 = one batch per shape)")
+    check_job_settings(cfg)
     return runs
+
+
+# The job's own settings (not the simulation's): (section, field, kind, low, high, what it means).
+_JOB_FIELDS = (
+    ("results", "checkpoint_every", int, 0, 10**9, "chunks between checkpoints, 0 = only when signalled"),
+    ("results", "write_retries", int, 0, 10**6, "retries of a results write that fails for lack of space"),
+    ("results", "write_retry_s", float, 0.0, 86400.0, "seconds between those retries"),
+    ("results", "max_nmstat_plots", int, 0, 10**6, "nmstat plots drawn"),
+    ("progress", "interval_s", float, 0.0, 86400.0, "seconds between progress lines"),
+)
+
+
+def check_memory(runs: list[Run], sim: dict) -> None:
+    """Every compiled batch of the job fits in this process's (and device's) memory, checked before
+    anything is built (resources.py; the same check Bucket.build makes, done for all batches first)."""
+    from .. import resources
+    from ..config import build_static
+    rpc = int(sim.get("reports_per_chunk", 10))
+    for idx in plan(runs, int(sim.get("batch_size", 0) or 0)):
+        configs = [runs[i].config for i in idx]
+        resources.check(build_static(configs), len(configs), min(rpc, configs[0].sim.n_reports))
+
+
+def check_job_settings(cfg: dict) -> None:
+    """One line for a results/progress setting of the wrong type, not finite or out of range (these
+    reach the job as written by an in-process caller, bypassing the hydra schema)."""
+    for sec, key, kind, lo, hi, what in _JOB_FIELDS:
+        v = (cfg.get(sec) or {}).get(key)
+        if v is None:
+            continue
+        ok = not isinstance(v, bool) and (isinstance(v, int) if kind is int else isinstance(v, (int, float)))
+        if not ok or not math.isfinite(v) or not lo <= v <= hi:
+            kind_s = "an integer" if kind is int else "a number"
+            raise ConfigError(f"{sec}.{key}={v!r}: must be {kind_s} in [{lo}, {hi}] ({what})")
 
 
 def enable_compilation_cache(path: str | None) -> None:
@@ -224,11 +259,17 @@ def unlock_job_folder(fd) -> None:
 
 
 def run_job(cfg: dict, out_dir: str, job: dict | None = None, resolved_yaml: str | None = None,
-            group: str | None = None, run_name: str | None = None) -> JobInfo:
-    """The whole job. Raises ConfigError (bad input) or results.ResultsExistError before compiling."""
+            group: str | None = None, run_name: str | None = None,
+            hydra_files: dict[str, str] | None = None) -> JobInfo:
+    """The whole job. Raises ConfigError (bad input) or results.ResultsExistError before compiling.
+
+    ``hydra_files``: hydra's record of the job (``.hydra/config.yaml``, ``hydra.yaml``,
+    ``overrides.yaml``), written here once the folder is locked and known not to hold another
+    job's results (hydra's own writing of them, before any check, is turned off in conf/config.yaml)."""
     t0 = time.time()
     info = JobInfo(out_dir=out_dir)
     runs = prepare(cfg)
+    check_memory(runs, cfg.get("sim", {}))
     rcfg = cfg.get("results", {})
     overwrite = bool(rcfg.get("overwrite", False))
     if (not overwrite and os.environ.get("SLURM_RESTART_COUNT", "0") not in ("", "0")
@@ -245,6 +286,9 @@ def run_job(cfg: dict, out_dir: str, job: dict | None = None, resolved_yaml: str
         raise ConfigError(f"output folder {out_dir}: cannot be created ({e.strerror or e})") from None
     lock = lock_job_folder(out_dir)  # a second job into this folder refuses here, before it writes anything
     try:
+        for name, text in (hydra_files or {}).items():
+            os.makedirs(os.path.join(out_dir, ".hydra"), exist_ok=True)
+            R.write_text_atomic(text, os.path.join(out_dir, ".hydra", name))
         return _run_locked(cfg, out_dir, job, resolved_yaml, group, run_name, runs, rcfg, overwrite, info, t0)
     finally:
         unlock_job_folder(lock)

@@ -1,6 +1,6 @@
 """A hydra callback: before a ``-m`` multirun launches its first job, every job is composed exactly
 as the sweeper will compose it and its configuration is validated (``job.prepare``: types,
-ranges, memory fits). One bad job stops the multirun with one line (exit 2) naming the job and its
+ranges; and, when the jobs run on this machine, ``job.check_memory``: every batch fits). One bad job stops the multirun with one line (exit 2) naming the job and its
 overrides, instead of failing after the jobs before it ran (locally or on SLURM).
 
 Configured in conf/config.yaml (``hydra.callbacks.check_jobs``); for hydra's basic sweeper, the one
@@ -36,14 +36,29 @@ class CheckJobs(Callback):
             return
         from hydra.core.global_hydra import GlobalHydra
 
-        from .job import prepare
+        from .job import check_memory, prepare
+        from .preflight import one_line, user_error
+        launcher = str(config.hydra.launcher.get("_target_", ""))
+        same_host = launcher.endswith(("BasicLauncher", "LocalLauncher"))  # jobs run on this machine
         loader = GlobalHydra.instance().config_loader()
-        for i, overrides in enumerate(job_overrides(config)):
-            cfg = loader.load_sweep_config(config, overrides)
-            raw = OmegaConf.to_container(cfg, resolve=False)
-            raw.pop("hydra", None)
+        try:
+            jobs = job_overrides(config)
+        except Exception as e:  # noqa: BLE001  (hydra's parser: one line, not a warning and a traceback)
+            if not user_error(e):
+                raise
+            print(f"error: multirun: {one_line(e)}", file=sys.stderr, flush=True)
+            sys.exit(2)
+        for i, overrides in enumerate(jobs):
             try:
-                prepare(OmegaConf.to_container(OmegaConf.create(raw), resolve=True, enum_to_str=True))
-            except ConfigError as e:
-                print(f"error: multirun job {i} ({' '.join(overrides)}): {e}", file=sys.stderr, flush=True)
+                cfg = loader.load_sweep_config(config, overrides)
+                raw = OmegaConf.to_container(cfg, resolve=False)
+                raw.pop("hydra", None)
+                job_cfg = OmegaConf.to_container(OmegaConf.create(raw), resolve=True, enum_to_str=True)
+                runs = prepare(job_cfg)
+                if same_host:  # a SLURM job's memory is its allocation's, not this machine's
+                    check_memory(runs, job_cfg.get("sim", {}))
+            except Exception as e:  # noqa: BLE001
+                if not (isinstance(e, ConfigError) or user_error(e)):
+                    raise
+                print(f"error: multirun job {i} ({' '.join(overrides)}): {one_line(e)}", file=sys.stderr, flush=True)
                 sys.exit(2)
