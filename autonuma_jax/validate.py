@@ -606,7 +606,13 @@ def markdown_report(rows: Sequence[dict], meta: dict) -> str:
     out.append(f"Command: `{meta['command']}`")
     out.append("")
     out.append(f"Wall time: {meta['wall_s']:.0f} s ({meta['wall_s'] / 60:.1f} min) on {meta['host']}"
-               + ("" if meta.get("complete", True) else " (INCOMPLETE: still running or interrupted)") + ".")
+               + (" (the finished cells' own wall times, collected with --collect)" if meta.get("collected")
+                  else "" if meta.get("complete", True) else " (INCOMPLETE: still running or interrupted)") + ".")
+    if meta.get("missing_cells"):
+        out.append("")
+        out.append(f"**Not run yet ({len(meta['missing_cells'])} of {len(meta['machines']) * len(meta['workloads'])} "
+                   f"cells):** " + ", ".join(meta["missing_cells"]) + ". The tables below hold the cells that "
+                   "finished; the missing ones are still to be simulated (`--resume` in the same --out).")
     out.append(f"Seeds: {meta['seeds']}; simulated duration cap per cell: "
                + "; ".join(f"{m}: " + ", ".join(f"{w} {v:.0f} s" for w, v in d.items())
                            for m, d in meta["durations"].items())
@@ -788,6 +794,9 @@ def parse_args(argv=None):
     ap.add_argument("--resume", action="store_true",
                     help="continue an interrupted run in --out: finished cells are kept (cells/*.json), the cell "
                          "that was running resumes from its checkpoints (checkpoints/)")
+    ap.add_argument("--collect", action="store_true",
+                    help="simulate nothing: write the tables from the cells already finished in --out "
+                         "(cells/*.json, from runs of any cell subset); cells not yet run are listed as missing")
     ap.add_argument("--json", action="store_true", help="also write validation.json and print it on stdout")
     ap.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     ap.add_argument("--render", metavar="DIR",
@@ -851,7 +860,7 @@ def main(argv=None) -> int:
 
     out = args.out or os.path.join("outputs", "validate", datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
     csv_path = os.path.join(out, "validation.csv")
-    if os.path.exists(csv_path) and not (args.overwrite or args.resume):
+    if os.path.exists(csv_path) and not (args.overwrite or args.resume or args.collect):
         print(f"validate: {csv_path} exists; refusing to overwrite it (use --overwrite or another --out)",
               file=sys.stderr)
         return 2
@@ -899,11 +908,17 @@ def main(argv=None) -> int:
     plots_written: list[str] = []
     plot_errors: list[str] = []
     cells = [(m, w) for m in machines for w in workloads]
+    missing: list[str] = []  # --collect: cells not run yet
     log(f"validate: {len(cells)} cells x {len(policies)} policies x {seeds} seeds -> {out}")
 
     def write_tables(complete: bool) -> None:
         meta["wall_s"] = time.time() - t_start
-        meta["complete"] = complete
+        if args.collect:  # the cells' own wall times, not this command's
+            meta["wall_s"] = sum({(r["machine"], r["workload"]): r.get("cell_wall_s") or 0.0
+                                  for r in all_rows}.values())
+        meta["missing_cells"] = list(missing)
+        meta["collected"] = bool(args.collect)
+        meta["complete"] = complete and not missing
         meta["plots"] = plots_written
         atomic_text(os.path.join(out, "runs.csv"), csv_text(all_runs))
         atomic_text(os.path.join(out, "meta.json"), json.dumps(_json_safe(meta), indent=1) + "\n")
@@ -915,7 +930,10 @@ def main(argv=None) -> int:
         scale = QUICK_SCALE.get(w, QUICK_DEFAULT_SCALE) if args.quick else None
         build = build_for(m)
         cell_file = os.path.join(out, "cells", f"{m}__{w}.json")
-        if args.resume and os.path.exists(cell_file):
+        if args.collect and not os.path.exists(cell_file):
+            missing.append(f"{m}/{w}")
+            continue
+        if (args.resume or args.collect) and os.path.exists(cell_file):
             with open(cell_file) as f:
                 done = json.load(f)
             all_runs.extend(_unjson(done["runs"]))

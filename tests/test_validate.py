@@ -192,3 +192,20 @@ def test_shrink_keeps_the_policy_binding():
     assert slices[0][0] == 0 and slices[-1][1] == ta.processes[0].mem_bytes
     assert all(a[1] == b[0] for a, b in zip(slices, slices[1:]))  # slices still tile the region
     assert np.all([t.work_passes == 200 for t in ta.threads])
+
+
+def test_collect_assembles_finished_cells_without_simulating(quick_out, tmp_path):
+    """--collect writes the tables from cells/*.json alone and names the cells still to run."""
+    import shutil
+    copy = tmp_path / "collect"
+    shutil.copytree(quick_out, copy)
+    (copy / "cells" / "2node_24cpu__numa01_THREAD_ALLOC.json").unlink()
+    os.unlink(copy / "validation.csv")
+    assert V.main(QUICK_ARGS + ["--out", str(copy), "--collect"]) == 0
+    rows = _rows(copy)
+    assert {r["workload"] for r in rows} == {"numa01"}
+    before = [r for r in _rows(quick_out) if r["workload"] == "numa01"]
+    assert [r["runtime_s"] for r in rows] == [r["runtime_s"] for r in before]
+    md = open(copy / "validation.md").read()
+    assert "Not run yet (1 of 2 cells):** 2node_24cpu/numa01_THREAD_ALLOC" in md
+    assert not (copy / "checkpoints" / "2node_24cpu__numa01_THREAD_ALLOC").exists()  # nothing was simulated
