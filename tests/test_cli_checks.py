@@ -155,6 +155,13 @@ def test_hydra_errors_are_one_line():
     assert line == ("Error merging override machine.cpus_per_node=4.0: Value '4.0' of type 'float' could not be "
                     "converted to Integer")
     assert preflight.user_error(ConfigCompositionException("x")) and not preflight.user_error(KeyError("x"))
+    try:
+        try:
+            raise ConfigError("autonuma.knuma_scand.pages_to_scan=-1: must be ...")
+        except ConfigError as inner:
+            raise ConfigError("policy." + str(inner)) from None
+    except ConfigError as e:
+        assert preflight.one_line(e) == "policy.autonuma.knuma_scand.pages_to_scan=-1: must be ..."
 
 
 def test_cli_hydra_refusals_are_one_line_exit_2(tmp_path):

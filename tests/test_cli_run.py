@@ -97,7 +97,7 @@ def test_range_error_exits_2_with_one_line_before_compiling(env, tmp_path):
                 cwd=tmp_path, env=env, check=False)
     assert p.returncode == 2
     errors = [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]
-    assert errors == ["error: autonuma.knuma_scand.pages_to_scan=0: must be an integer in [1, 16777216]"]
+    assert errors == ["error: policy.autonuma.knuma_scand.pages_to_scan=0: must be an integer in [1, 16777216]"]
     assert not (tmp_path / "bad" / "results.parquet").exists()
     assert "batch 1/1" not in p.stdout + p.stderr  # nothing was built or compiled
     assert time.time() - t0 < 60

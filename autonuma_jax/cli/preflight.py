@@ -172,5 +172,5 @@ def one_line(e: BaseException) -> str:
                 continue
             listing = False
             parts.append(ln)
-        e = e.__cause__ or e.__context__
+        e = e.__cause__ or (None if e.__suppress_context__ else e.__context__)  # `raise ... from None`: stop
     return ": ".join(parts) or "invalid configuration"
