@@ -15,7 +15,7 @@ from autonuma_jax import ConfigError, Knobs, RunConfig, SimConfig, with_override
 from autonuma_jax import invariants
 from autonuma_jax import params as P
 from autonuma_jax.config import build_static, validate_run
-from autonuma_jax.knobs import RANGES, flatten
+from autonuma_jax.knobs import ORDERED, RANGES, flatten
 from autonuma_jax.simulate import compiled_chunk, compiled_init
 
 from conftest import FAST, TINY2, TINY4, mini
@@ -120,6 +120,9 @@ def check_example(base, machine, knobs, bad_knob, bad_machine):
     if (bad_knob is None and knobs.get("autonuma.knuma_scand.pmd", 1) == 0
             and knobs.get("transparent_hugepage.enabled", 1) == 0):
         bad_knob = "autonuma.knuma_scand.pmd"  # pte-mode scanning needs 4 KiB units without THP
+    if bad_knob is None:  # an ordered pair drawn (or left at its default) the wrong way round
+        eff = {**flatten(Knobs()), **knobs}
+        bad_knob = next((lo for lo, hi in ORDERED if eff[lo] > eff[hi]), None)
     invalid = bad_knob is not None or bad_machine is not None
     try:
         validate_run(cfg)
