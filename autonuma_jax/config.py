@@ -121,7 +121,10 @@ def validate_run(cfg: RunConfig, index: int | None = None) -> RunConfig:
     """Validate one configuration; errors name the configuration index in a batch."""
     from . import checks as K
     where = "" if index is None else f"config[{index}]."
-    label = None
+    try:  # best effort before the fields are checked: a knob error still names its configuration
+        label = cfg.label()
+    except Exception:  # noqa: BLE001  (fields of any type: the checks below say what is wrong)
+        label = None
     try:
         K.choice("policy", cfg.policy, POLICIES)
         seed = K.integer("seed", cfg.seed, 0, 2**31 - 1)

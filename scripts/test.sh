@@ -19,4 +19,4 @@ if [ "${AUTONUMA_SLURM:-1}" = 1 ]; then
     export AUTONUMA_SLURM=0
   fi
 fi
-.venv/bin/python -m pytest -q "$@"
+.venv/bin/python -m pytest -q --durations=25 "$@"

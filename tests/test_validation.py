@@ -56,7 +56,7 @@ def test_bad_sim(field, value, needle):
 @pytest.mark.parametrize("change,needle", [
     (dict(distance=((10, 20), (20, 12))), "diagonal"),
     (dict(distance=((10, 9), (9, 10))), "in (10, 254]"),
-    (dict(distance=((10, 20, 20), (20, 10, 20), (20, 20, 10))), "2x2 SLIT"),
+    (dict(distance=((10, 20, 20), (20, 10, 20), (20, 20, 10))), "must be a 2x2 matrix (n_nodes = 2)"),
     (dict(cpus_per_node=0), "machine.cpus_per_node=0"),
     (dict(mem_per_node_mib=0), "machine.mem_per_node_mib=0"),
     (dict(mem_per_node_mib=1023), "whole 2 MiB page units"),
