@@ -120,8 +120,8 @@ def check_example(base, machine, knobs, bad_knob, bad_machine):
     if (bad_knob is None and knobs.get("autonuma.knuma_scand.pmd", 1) == 0
             and knobs.get("transparent_hugepage.enabled", 1) == 0):
         bad_knob = "autonuma.knuma_scand.pmd"  # pte-mode scanning needs 4 KiB units without THP
-    if bad_knob is None:  # an ordered pair drawn (or left at its default) the wrong way round
-        eff = {**flatten(Knobs()), **knobs}
+    if bad_knob is None and bad_machine is None:  # an ordered pair drawn (or left at its default) the
+        eff = {**flatten(Knobs()), **knobs}        # wrong way round; a bad machine is reported first
         bad_knob = next((lo for lo, hi in ORDERED if eff[lo] > eff[hi]), None)
     invalid = bad_knob is not None or bad_machine is not None
     try:
