@@ -9,7 +9,11 @@ Sections (each can be skipped):
 - memory: bytes of state per page unit and per configuration;
 - bound: the minimum bytes a tick must touch over this machine's measured memory bandwidth,
   against the real tick time;
-- compiles: compilations over a sweep of knob values (must be one per shape bucket).
+- compiles: compilations over a sweep of knob values (must be one per shape bucket);
+- ops: XLA's own profile of the compiled tick (``jax.profiler``): the kernels (thunks) a tick
+  executes and their share of the profiled time, per phase (the ``jax.named_scope`` of each phase
+  in ``tick.py``). On a GPU each kernel is a launch, so at small batches the count sets the speed;
+  the profiler's own cost per event inflates small kernels, so read the times as shares.
 
 Usage: python -m autonuma_jax.bench [--batches 1,16,256,1024] [--ticks 2000] [--skip scaling,...]
        [--json] [--budget-s 60]
@@ -258,6 +262,67 @@ def compiles(n_values=8):
     return dict(n_values=n_values, compiles_first=first, compiles_second=count[0] - first)
 
 
+PHASES = ("live", "freeze", "draws", "respawn", "start", "noise", "lb", "active", "balance", "stream",
+          "memsys_solve", "access", "advance", "scand", "tscan", "placement", "migrated", "compact", "khugepaged",
+          "account")
+
+
+def op_profile(batch: int, ticks: int, warm_ticks: int, machine="2node_24cpu", workload="numa01"):
+    """Kernels per tick and profiled time per phase, from a ``jax.profiler`` trace of ``ticks`` ticks."""
+    import collections
+    import glob
+    import gzip
+    import re
+    import tempfile
+    import jax
+    _, _, b = measure_batch(batch, 10, warm_ticks, machine=machine, workload=workload)
+    st = b.static
+    comp = jax.jit(lambda s, p: _run_ticks(s, p, st, ticks), donate_argnums=(0,)).lower(b.state, b.params).compile()
+    op_name = dict(re.findall(r'^\s*(?:ROOT )?%([\w.\-]+) = .*?op_name="([^"]*)"', comp.as_text(), re.M))
+
+    def phase(name):
+        parts = [re.sub(r"^vmap\((.*)\)$", r"\1", x) for x in op_name.get(name, "").split("/")]
+        hit = [x for x in parts if x in PHASES]
+        return hit[-1] if hit else ("xla" if name not in op_name else "other")
+
+    b.state = _block(comp(b.state, b.params))
+    with tempfile.TemporaryDirectory() as d:
+        jax.profiler.start_trace(d, create_perfetto_trace=True)
+        b.state = _block(comp(b.state, b.params))
+        jax.profiler.stop_trace()
+        files = sorted(glob.glob(d + "/**/perfetto_trace.json.gz", recursive=True))
+        if not files:
+            return dict(error="the profiler wrote no trace")
+        trace = json.load(gzip.open(files[-1]))
+    events = trace["traceEvents"] if isinstance(trace, dict) else trace
+    host = ("end:", "Thunk", "$", "Pjit", "Common", "Threadpool", "Wait", "Python", "Parse", "Handle", "Allocate")
+    X = sorted((e for e in events if e.get("ph") == "X" and not e["name"].startswith(host)),
+               key=lambda e: (e["tid"], e["ts"], -e["dur"]))
+    stack, last_tid = [], None
+    for e in X:  # self time: minus the events nested inside (a cond's branch, a loop's body)
+        if e["tid"] != last_tid:
+            stack, last_tid = [], e["tid"]
+        while stack and stack[-1]["ts"] + stack[-1]["dur"] < e["ts"] + e["dur"] - 1e-3:
+            stack.pop()
+        e["self"] = e["dur"]
+        if stack:
+            stack[-1]["self"] -= e["dur"]
+        stack.append(e)
+    n, t = collections.Counter(), collections.Counter()
+    for e in X:
+        p = phase(e["name"])
+        n[p] += 1
+        t[p] += e["self"]
+    tot = sum(t.values()) or 1.0
+    rows = {p: dict(kernels_per_tick=n[p] / ticks, share=t[p] / tot) for p in sorted(t, key=lambda k: -t[k])}
+    total = sum(n.values()) / ticks
+    print(f"  batch {batch}: {total:.0f} kernels per tick; by phase (kernels/tick, share of profiled time; "
+          f"'xla' = copies and scans XLA added):", flush=True)
+    for p, r in rows.items():
+        print(f"    {p:13s} {r['kernels_per_tick']:7.1f}  {100 * r['share']:5.1f} %", flush=True)
+    return dict(batch=batch, kernels_per_tick=total, phases=rows)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="autonuma-jax benchmark harness")
     ap.add_argument("--batches", default="1,4,16,64,256,1024,4096")
@@ -267,6 +332,7 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes-gib", default="1,4,16,64")
     ap.add_argument("--ref-ticks", type=int, default=100)
     ap.add_argument("--skip", default="", help="comma list of sections to skip")
+    ap.add_argument("--op-batches", default="1,64", help="batch sizes of the kernel-count profile (ops)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
@@ -300,6 +366,9 @@ def main(argv=None) -> int:
     if "compiles" not in skip:
         print("compilations over a knob sweep:", flush=True)
         out["compiles"] = compiles()
+    if "ops" not in skip:
+        print("kernels per tick (XLA profile, numa01 2node_24cpu):", flush=True)
+        out["ops"] = [op_profile(int(x), 50, args.warm_ticks) for x in args.op_batches.split(",")]
     if args.json:
         print(json.dumps(out, indent=1, default=float))
     return 0

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from .ops import f32, floor_i32
+from .ops import f32, floor_i32, udiv
 
 i32 = jnp.int32
 
@@ -56,21 +56,31 @@ def queue_ps(svc_ps, rho):
     return floor_i32(jnp.minimum(q, f32(Q_CAP_PS)))
 
 
+def _sum0(x):
+    """Sum over the leading axis of a few (the nodes), written out: elementwise adds that fuse into
+    their neighbours, where a reduction would be a kernel of its own (integer sums are exact in any
+    order, so the result is the reference's)."""
+    acc = x[0]
+    for i in range(1, x.shape[0]):
+        acc = acc + x[i]
+    return acc
+
+
 def outstanding(core_busy, frac_q10, node_of, active, core_mlp_q8, socket_mlp_q8, n_nodes: int):
     """[T] miss slots (Q8) each active thread holds while it runs."""
-    n = jnp.where(active, jnp.maximum(core_mlp_q8 // jnp.maximum(core_busy, 1), 1), 0)
-    occ = jnp.sum(jnp.where((node_of[:, None] == jnp.arange(n_nodes)[None, :]) & active[:, None],
-                            ((n * frac_q10) >> 10)[:, None], 0), axis=0)  # [N] slots in use per node
+    n = jnp.where(active, jnp.maximum(udiv(core_mlp_q8, jnp.maximum(core_busy, 1)), 1), 0)
+    on = (node_of[None, :] == jnp.arange(n_nodes)[:, None]) & active[None, :]  # [N, T]
+    occ = jnp.sum(jnp.where(on, ((n * frac_q10) >> 10)[None, :], 0), axis=1)  # [N] slots in use per node
     cap = socket_mlp_q8[node_of]
     o = occ[node_of]
-    n = jnp.where(o > cap, jnp.maximum((n * cap) // jnp.maximum(o, 1), 1), n)
+    n = jnp.where(o > cap, jnp.maximum(udiv(n * cap, jnp.maximum(o, 1)), 1), n)
     return jnp.where(active, n, 0).astype(i32)
 
 
 def weights(w_count):
     """[T, N] Q6 weights from candidate counts (rows of zeros stay zero)."""
     tot = jnp.sum(w_count, axis=1, keepdims=True)
-    return ((w_count << W_BITS) // jnp.maximum(tot, 1)).astype(i32)
+    return udiv(w_count << W_BITS, jnp.maximum(tot, 1)).astype(i32)
 
 
 def latency(lat_ps, mc_svc_ps, link_svc_ps, rho_mc, rho_link):
@@ -81,29 +91,47 @@ def latency(lat_ps, mc_svc_ps, link_svc_ps, rho_mc, rho_link):
     return lat_ps + q_mc[None, :] + q_l
 
 
+# The solver's inner loop works on node-major arrays ([N, T]: a node's row over the threads), so
+# that its one reduction (over the threads) runs along the contiguous axis and everything between
+# two reductions is one fused elementwise kernel; ``rates`` and ``utilisation`` are the same
+# arithmetic on thread-major arrays.
+def _rates_t(L, node_of, wqT, n_q8, speed_pm, frac_q10):
+    n = L.shape[0]
+    wsum = _sum0(wqT)
+    # row L[node_of[t], :] of each thread, as selects over the few nodes (no gather kernel)
+    LrowT = _sum0(jnp.stack([jnp.where(node_of[None, :] == a, L[a][:, None], 0) for a in range(n)]))  # [N, T]
+    lbar = udiv(_sum0(wqT * LrowT), jnp.maximum(wsum, 1))  # all operands here are non-negative
+    r = udiv(n_q8 * (PS_PER_US * LINE // 256), jnp.maximum(lbar, 1))
+    r = jnp.minimum(udiv(r * speed_pm, 1000), RATE_CAP)
+    r = jnp.where(wsum > 0, r, 0)
+    r_eff = (r * frac_q10) >> 10
+    return r, ((r_eff[None, :] * wqT) >> W_BITS).astype(i32)
+
+
+def _utilisation_t(demandT, onT, mc_scale, link_scale, rfo):
+    n = demandT.shape[0]
+    x = jnp.sum(jnp.where(onT[:, None, :], demandT[None, :, :], 0), axis=2)  # [a, b] from CPUs of a to memory b
+    d_node = _sum0(x)  # [N] bytes/us written into each node's memory
+    traffic = x + floor_i32(x.T.astype(f32) * rfo)  # a -> b: written lines, plus RFO data of b's threads writing a
+    rho_mc = floor_i32(jnp.minimum(d_node.astype(f32) * mc_scale, f32(RHO_MAX)))
+    rho_l = floor_i32(jnp.minimum(traffic.astype(f32) * link_scale, f32(RHO_MAX)))
+    return rho_mc, jnp.where(jnp.eye(n, dtype=bool), 0, rho_l)
+
+
+def _on_node_t(node_of, n_nodes: int):
+    return node_of[None, :] == jnp.arange(n_nodes, dtype=node_of.dtype)[:, None]  # [N, T]
+
+
 def rates(L, node_of, wq, n_q8, speed_pm, frac_q10):
     """[T] bytes per microsecond each thread writes while it runs, and [T, N] its average demand
     on each node over the tick (bytes/us, already scaled by the part of the tick it runs)."""
-    wsum = jnp.sum(wq, axis=1)
-    Lrow = L[node_of]  # [T, N]
-    lbar = jnp.sum(wq * Lrow, axis=1) // jnp.maximum(wsum, 1)
-    r = (n_q8 * (PS_PER_US * LINE // 256)) // jnp.maximum(lbar, 1)
-    r = jnp.minimum((r * speed_pm) // 1000, RATE_CAP)
-    r = jnp.where(wsum > 0, r, 0)
-    r_eff = (r * frac_q10) >> 10
-    demand = (r_eff[:, None] * wq) >> W_BITS
-    return r, demand.astype(i32)
+    r, demandT = _rates_t(L, node_of, wq.T, n_q8, speed_pm, frac_q10)
+    return r, demandT.T
 
 
 def utilisation(demand, node_of, mc_scale, link_scale, rfo, n_nodes: int):
     """Q16 utilisation of every controller [N] and link [N, N] that ``demand`` [T, N] implies."""
-    d_node = jnp.sum(demand, axis=0)  # [N] bytes/us written into each node's memory
-    onehot = (node_of[:, None] == jnp.arange(n_nodes)[None, :])  # [T, N]
-    x = jnp.sum(jnp.where(onehot[:, :, None], demand[:, None, :], 0), axis=0)  # [a, b] from CPUs of a to memory b
-    traffic = x + floor_i32(x.T.astype(f32) * rfo)  # a -> b: written lines, plus RFO data of b's threads writing a
-    rho_mc = floor_i32(jnp.minimum(d_node.astype(f32) * mc_scale, f32(RHO_MAX)))
-    rho_l = floor_i32(jnp.minimum(traffic.astype(f32) * link_scale, f32(RHO_MAX)))
-    return rho_mc, jnp.where(jnp.eye(n_nodes, dtype=bool), 0, rho_l)
+    return _utilisation_t(demand.T, _on_node_t(node_of, n_nodes), mc_scale, link_scale, rfo)
 
 
 def solve(mp, prev_mc, prev_link, node_of, w_count, core_busy, frac_q10, speed_pm, active, n_nodes: int):
@@ -121,6 +149,7 @@ def solve(mp, prev_mc, prev_link, node_of, w_count, core_busy, frac_q10, speed_p
     wq = jnp.where(active[:, None], weights(w_count), 0)
     n_q8 = outstanding(core_busy, frac_q10, node_of, active & (jnp.sum(wq, axis=1) > 0), mp.core_mlp_q8,
                        mp.socket_mlp_q8, n_nodes)
+    wqT, onT = wq.T, _on_node_t(node_of, n_nodes)
     lo_mc = jnp.maximum(prev_mc - WARM_WINDOW, 0)
     hi_mc = jnp.minimum(prev_mc + WARM_WINDOW, RHO_MAX)
     lo_l = jnp.maximum(prev_link - WARM_WINDOW, 0)
@@ -130,8 +159,8 @@ def solve(mp, prev_mc, prev_link, node_of, w_count, core_busy, frac_q10, speed_p
         mid_mc = prev_mc if step == 0 else (lo_mc + hi_mc) >> 1
         mid_l = prev_link if step == 0 else (lo_l + hi_l) >> 1
         L = latency(mp.lat_ps, mp.mc_svc_ps, mp.link_svc_ps, mid_mc, mid_l)
-        _, dem = rates(L, node_of, wq, n_q8, speed_pm, frac_q10)
-        f_mc, f_l = utilisation(dem, node_of, mp.mc_scale, mp.link_scale, mp.rfo, n_nodes)
+        _, demT = _rates_t(L, node_of, wqT, n_q8, speed_pm, frac_q10)
+        f_mc, f_l = _utilisation_t(demT, onT, mp.mc_scale, mp.link_scale, mp.rfo)
         lo_mc, hi_mc = jnp.where(f_mc > mid_mc, mid_mc + 1, lo_mc), jnp.where(f_mc > mid_mc, hi_mc, mid_mc)
         lo_l, hi_l = jnp.where(f_l > mid_l, mid_l + 1, lo_l), jnp.where(f_l > mid_l, hi_l, mid_l)
     L = latency(mp.lat_ps, mp.mc_svc_ps, mp.link_svc_ps, lo_mc, lo_l)

@@ -37,6 +37,36 @@ def first_argmax(x, axis=-1):
     return jnp.argmax(x, axis=axis).astype(i32)
 
 
+def udiv(a, b):
+    """``a // b`` for a >= 0, b > 0: the truncating division (one operation). ``//`` on integers is
+    floor division, which XLA builds from a division, a remainder and sign fix-ups that do not fuse
+    into one kernel; for non-negative operands both give the same number."""
+    return jax.lax.div(a, b)
+
+
+def urem(a, b):
+    """``a % b`` for a >= 0, b > 0 (one operation; see ``udiv``)."""
+    return jax.lax.rem(a, b)
+
+
+def udivmod(x, d, inv=None):
+    """Exact ``(x // d, x % d)`` for int32 0 <= x < 2^31 and 1 <= d < 2^31, from float32 products.
+
+    The CPU has no vector integer division: one ``x // d`` per element is a scalar instruction of
+    tens of cycles, and ``physics.locate`` needs three per candidate. Here a quotient estimate from
+    the reciprocal (``inv``: 1/d in float32, pass it when d is shared along an axis) is off by at
+    most ~384/d + 1; one correction from the remainder, computed exactly in integers (wrapping
+    int32 arithmetic is exact for remainders that fit), brings it within one, and a last compare
+    makes it exact. Every step is elementwise, so it fuses with its neighbours."""
+    if inv is None:
+        inv = f32(1.0) / d.astype(f32)
+    q = floor_i32(x.astype(f32) * inv)
+    q = q + floor_i32((x - q * d).astype(f32) * inv)
+    r = x - q * d
+    q = jnp.where(r < 0, q - 1, jnp.where(r >= d, q + 1, q))
+    return q, x - q * d
+
+
 def floor_i32(x):
     return jnp.floor(x).astype(i32)
 

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 
 from . import memsys
 from .mm.mempolicy import bind_mask, first_choice, preference
-from .ops import f32, floor_i32, q16_part
+from .ops import f32, floor_i32, q16_part, udivmod, urem
 from .pytree import pytree_dataclass
 from .state import T_INIT
 
@@ -78,18 +78,20 @@ def locate(cy, passes, pos, n):
     """(pass, offset in its region, unit) of the unit ``n`` units after position (passes, pos).
 
     Closed form over the cycle of a * len_a + b * len_b units (broadcasting). With b = 0 and a = 1 it
-    is the plain ``pass = passes + (pos + n) // len, offset = (pos + n) % len``."""
+    is the plain ``pass = passes + (pos + n) // len, offset = (pos + n) % len``. Every operand is
+    non-negative; the divisions along the candidates are ``ops.udivmod`` (exact, vectorised)."""
     P = cy.a + cy.b
-    q = passes % P  # pass inside the current cycle
+    q = urem(passes, P)  # pass inside the current cycle
     span_a = cy.a * cy.len_a
     off = jnp.where(q < cy.a, q * cy.len_a, span_a + (q - cy.a) * cy.len_b) + pos
     x = off + n
     C = span_a + cy.b * cy.len_b
-    y = x % C
+    xc, y = udivmod(x, C)
     in_a = y < span_a
-    yb = y - span_a
-    p = passes - q + (x // C) * P + jnp.where(in_a, y // cy.len_a, cy.a + yb // cy.len_b)
-    o = jnp.where(in_a, y % cy.len_a, yb % cy.len_b)
+    ya, oa = udivmod(y, cy.len_a)
+    yb, ob = udivmod(jnp.maximum(y - span_a, 0), cy.len_b)
+    p = passes - q + xc * P + jnp.where(in_a, ya, cy.a + yb)
+    o = jnp.where(in_a, oa, ob)
     return p, o, jnp.where(in_a, cy.start_a, cy.start_b) + o
 
 
@@ -126,8 +128,9 @@ def stream(tasks, pages, params, static, draws, budget, running, core_busy, auto
     w_count = jnp.sum((valid[:, :, None] & (est[:, :, None] == jnp.arange(N, dtype=i32)[None, None, :])).astype(i32),
                       axis=1)
     frac_q10 = (jnp.right_shift(budget, 4) << 10) // max(static.tick_ns >> 4, 1)
-    L, n_q8, rho_mc, rho_link = memsys.solve(mp, memsys_prev.rho_mc, memsys_prev.rho_link, cpu_node, w_count,
-                                             core_busy, frac_q10, draws.speed_pm, active, N)
+    with jax.named_scope("memsys_solve"):
+        L, n_q8, rho_mc, rho_link = memsys.solve(mp, memsys_prev.rho_mc, memsys_prev.rho_link, cpu_node, w_count,
+                                                 core_busy, frac_q10, draws.speed_pm, active, N)
     ns = memsys.unit_ns(L[cpu_node[:, None], est], n_q8, draws.speed_pm, static.unit_pages * 4096)
 
     c = _cost(ns, tasks.frac, valid, cap)

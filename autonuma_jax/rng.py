@@ -18,8 +18,48 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .pytree import pytree_dataclass
+
+
+# ------------------------------------------------------------------------------------------------
+# Threefry-2x32 (Salmon et al., SC'11: 20 rounds, key injection every 4), written out straight.
+# jax lowers its threefry primitive on the CPU as a rolled 5-iteration loop (to keep compiles
+# short); inside the tick that loop ran three times, each iteration a dozen separate kernels plus
+# the copies of its loop state: a third of the kernels of a tick (BENCHMARKS.md, "Where the time
+# goes"). Written out, the hash is one fused elementwise kernel. The bits are the same either way
+# (tests/test_rng.py checks known values), so only the speed changes; other platforms keep jax's
+# own lowering (already unrolled there).
+# ------------------------------------------------------------------------------------------------
+_ROT = ((13, 15, 26, 6), (17, 29, 16, 24))
+
+
+def _threefry2x32_unrolled(k1, k2, x1, x2):
+    u = np.uint32
+    ks = (k1, k2, k1 ^ k2 ^ u(0x1BD11BDA))
+    x = [x1 + ks[0], x2 + ks[1]]
+    for i in range(5):
+        for r in _ROT[i % 2]:
+            x[0] = x[0] + x[1]
+            x[1] = (x[1] << u(r)) | (x[1] >> u(32 - r))
+            x[1] = x[0] ^ x[1]
+        x = [x[0] + ks[(i + 1) % 3], x[1] + ks[(i + 2) % 3] + u(i + 1)]
+    return tuple(x)
+
+
+def _register_unrolled_threefry():
+    try:
+        from jax.extend.random import threefry2x32_p
+        from jax.interpreters import mlir
+    except ImportError:  # another jax: its own lowering stays (same bits, slower on the CPU)
+        return False
+    mlir.register_lowering(threefry2x32_p, mlir.lower_fun(_threefry2x32_unrolled, multiple_results=True),
+                           platform="cpu")
+    return True
+
+
+UNROLLED_THREEFRY = _register_unrolled_threefry()
 
 SPEED_MIN, SPEED_MAX = 600, 1400
 SPEED_FRAC_BITS = 12

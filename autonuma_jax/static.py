@@ -55,6 +55,13 @@ class Static:
         return self.n_tasks * self.units_per_tick
 
     @property
+    def access_compact(self) -> int:
+        """Entries of the access phase's compact path (``mm/memory.access``): the touched candidates
+        that are absent or armed. A steady tick has a few per configuration; a tick with more (a
+        burst of first touches, a freshly armed pte range) takes the whole-array path instead."""
+        return min(self.access_entries, pow2_at_least(self.n_tasks, 16))
+
+    @property
     def fault_events(self) -> int:
         """Distinct hinting-fault keys (pmds, or units in pte mode) one tick can take."""
         if self.unit_pages == UNIT_4K and not self.pte_faults:

@@ -26,7 +26,7 @@ from .pytree import replace
 from .rng import tick_draws
 from .sched import fair, numa
 from .sched.runqueue import busy_on_core, nr_running, runnable
-from .state import PMD_NUMA, SCAND_RUN, T_DONE, Counters, Memsys
+from .state import SCAND_RUN, T_DONE, Counters, Memsys
 
 i32 = jnp.int32
 f32 = jnp.float32
@@ -140,18 +140,16 @@ def _phase_fns(static):
         return replace(state, tasks=tasks, memsys=Memsys(rho_mc=st.rho_mc, rho_link=st.rho_link)), st
 
 
-    def _access_needed(state, params, st):
-        u = jnp.minimum(st.unit, static.n_units - 1)
-        absent = state.pages.node[u] < 0
-        if static.pte_faults:
-            armed = state.pages.pte_numa[u] != 0
-        else:
-            armed = (state.pages.pmd_flags[u // static.units_per_pmd] & PMD_NUMA) != 0
-        return jnp.any(st.touched & (absent | armed))
-
+    def _access_count(state, params, st):
+        return jnp.sum(memory.interesting(state.pages, static, st).astype(i32))
 
     def _access(state, params, st):
         state, wake, stats = memory.access(state, params, static, st, _autonuma_on(params))
+        return state, (wake, stats)
+
+    def _access_compact(state, params, st):
+        state, wake, stats = memory.access(state, params, static, st, _autonuma_on(params),
+                                           capacity=static.access_compact)
         return state, (wake, stats)
 
 
@@ -294,9 +292,11 @@ def _drive(state, params, static, batched: bool):
     """Run the phases in order (``batched`` vmaps each phase and skips the unneeded ones), then
     freeze the configurations that had reached their own end."""
     if batched:
-        live = jax.vmap(config_live)(state, params)
+        with jax.named_scope("live"):
+            live = jax.vmap(config_live)(state, params)
         new = _phases(state, params, static, batched, live)
-        return jax.vmap(_freeze)(new, state, live)
+        with jax.named_scope("freeze"):
+            return jax.vmap(_freeze)(new, state, live)
     live = config_live(state, params)
     return _freeze(_phases(state, params, static, batched, live), state, live)
 
@@ -304,26 +304,37 @@ def _drive(state, params, static, batched: bool):
 def _phases(state, params, static, batched, live):
     if batched:
         def always(fn, *args):
-            return jax.vmap(fn)(*args)
+            with jax.named_scope(fn.__name__.strip("_")):
+                return jax.vmap(fn)(*args)
 
-        def gated(pred, fn, *args):
+        def gated(pred, fn, *args, small=None):
+            """``fn`` for the batch if any live configuration needs it, else nothing. With ``small``
+            = (count, capacity, fn_small): ``pred`` is a count, and ``fn_small`` (same results, less
+            work) runs instead when every live configuration's count is within its capacity."""
             # a configuration past its own end needs nothing (its results are frozen anyway)
-            need = jnp.any(jax.vmap(pred)(*args) & live)
-            out_shape = jax.eval_shape(jax.vmap(fn), *args)[1]
-            zeros = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), out_shape)
-            return jax.lax.cond(need, lambda a: jax.vmap(fn)(*a), lambda a: (a[0], zeros), args)
+            with jax.named_scope(fn.__name__.strip("_")):
+                n = jax.vmap(pred)(*args)
+                need = jnp.any((n > 0) & live)
+                out_shape = jax.eval_shape(jax.vmap(fn), *args)[1]
+                zeros = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), out_shape)
+                branches = [lambda a: (a[0], zeros), lambda a: jax.vmap(fn)(*a)]
+                index = need.astype(i32)
+                if small is not None:  # one switch, not a cond inside a cond (that copied the state)
+                    branches.append(lambda a: jax.vmap(small[1])(*a))
+                    index = jnp.where(need & jnp.all((n <= small[0]) | ~live), 2, index)
+                return jax.lax.switch(index, branches, args)
     else:
         def always(fn, *args):
             return fn(*args)
 
-        def gated(pred, fn, *args):
+        def gated(pred, fn, *args, small=None):
             return fn(*args)
 
     f = _phase_fns(static)
     _draws, _start_needed, _start = f["_draws"], f["_start_needed"], f["_start"]
     _noise_needed, _noise, _lb_needed, _lb = f["_noise_needed"], f["_noise"], f["_lb_needed"], f["_lb"]
     _balance_needed, _balance, _stream = f["_balance_needed"], f["_balance"], f["_stream"]
-    _access_needed, _access, _advance = f["_access_needed"], f["_access"], f["_advance"]
+    _access_count, _access, _advance = f["_access_count"], f["_access"], f["_advance"]
     _scand_needed, _scand, _migrated_needed, _migrated = (f["_scand_needed"], f["_scand"], f["_migrated_needed"],
                                                           f["_migrated"])
     _khugepaged_needed, _khugepaged, _account = f["_khugepaged_needed"], f["_khugepaged"], f["_account"]
@@ -341,7 +352,8 @@ def _phases(state, params, static, batched, live):
     state, (n_exch, moved) = gated(_balance_needed, _balance, state, params)
     # 4. accesses
     state, st = always(_stream, state, params, draws)
-    state, (wake, ast) = gated(_access_needed, _access, state, params, st)
+    state, (wake, ast) = gated(_access_count, _access, state, params, st,
+                               small=(static.access_compact, f["_access_compact"]))
     state, acc_inc = always(_advance, state, params, st, ast, moved)
     # 5. knuma_scand
     state, (flush, scan_ns) = gated(_scand_needed, _scand, state, params)
