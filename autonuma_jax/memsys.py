@@ -150,20 +150,25 @@ def solve(mp, prev_mc, prev_link, node_of, w_count, core_busy, frac_q10, speed_p
     n_q8 = outstanding(core_busy, frac_q10, node_of, active & (jnp.sum(wq, axis=1) > 0), mp.core_mlp_q8,
                        mp.socket_mlp_q8, n_nodes)
     wqT, onT = wq.T, _on_node_t(node_of, n_nodes)
-    lo_mc = jnp.maximum(prev_mc - WARM_WINDOW, 0)
-    hi_mc = jnp.minimum(prev_mc + WARM_WINDOW, RHO_MAX)
-    lo_l = jnp.maximum(prev_link - WARM_WINDOW, 0)
-    hi_l = jnp.minimum(prev_link + WARM_WINDOW, RHO_MAX)
+    # controllers and links as one vector [N + N*N] (fewer, larger kernels per halving)
+    N = n_nodes
+    join = lambda mc, link: jnp.concatenate([mc, link.reshape(-1)])  # noqa: E731
+    prev = join(prev_mc, prev_link)
+    svc = join(mp.mc_svc_ps, mp.link_svc_ps)
+    lo, hi = jnp.maximum(prev - WARM_WINDOW, 0), jnp.minimum(prev + WARM_WINDOW, RHO_MAX)
+
+    def loaded(rho):
+        q = queue_ps(svc, rho)
+        return mp.lat_ps + q[None, :N] + jnp.where(jnp.eye(N, dtype=bool), 0, q[N:].reshape(N, N))
+
     for step in range(BISECT_STEPS):
         # the first test is at last tick's values themselves (all consistent with each other), then halves
-        mid_mc = prev_mc if step == 0 else (lo_mc + hi_mc) >> 1
-        mid_l = prev_link if step == 0 else (lo_l + hi_l) >> 1
-        L = latency(mp.lat_ps, mp.mc_svc_ps, mp.link_svc_ps, mid_mc, mid_l)
-        _, demT = _rates_t(L, node_of, wqT, n_q8, speed_pm, frac_q10)
-        f_mc, f_l = _utilisation_t(demT, onT, mp.mc_scale, mp.link_scale, mp.rfo)
-        lo_mc, hi_mc = jnp.where(f_mc > mid_mc, mid_mc + 1, lo_mc), jnp.where(f_mc > mid_mc, hi_mc, mid_mc)
-        lo_l, hi_l = jnp.where(f_l > mid_l, mid_l + 1, lo_l), jnp.where(f_l > mid_l, hi_l, mid_l)
-    L = latency(mp.lat_ps, mp.mc_svc_ps, mp.link_svc_ps, lo_mc, lo_l)
+        mid = prev if step == 0 else (lo + hi) >> 1
+        _, demT = _rates_t(loaded(mid), node_of, wqT, n_q8, speed_pm, frac_q10)
+        f = join(*_utilisation_t(demT, onT, mp.mc_scale, mp.link_scale, mp.rfo))
+        lo, hi = jnp.where(f > mid, mid + 1, lo), jnp.where(f > mid, hi, mid)
+    lo_mc, lo_l = lo[:N], lo[N:].reshape(N, N)
+    L = loaded(lo)
     return L, n_q8, lo_mc, lo_l
 
 

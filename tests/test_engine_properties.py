@@ -349,3 +349,33 @@ def test_summaries_stop_at_the_configurations_own_end():
     # its rows end at its own end: the last row reached it, no row repeats the frozen state
     assert len(alone.rows["tick"]) == len(set(alone.rows["tick"].tolist()))
     assert a["sim_s"] <= a["runtime_s"] + 0.1 + 2e-3
+
+
+def test_compact_access_path_equals_the_whole_array_path():
+    """mm/memory.access on the interesting entries only (the batched driver's usual path) changes
+    the state exactly as the whole-array path, tick after tick of a run with first touches, hinting
+    faults and queueing; the ticks it is tried on must include such events."""
+    from autonuma_jax.mm import memory
+    b = Bucket.build([A])
+    b.init()
+    st = b.static
+    f = tick._phase_fns(st)
+    s0 = jax.tree_util.tree_map(lambda x: x[0], b.state)
+    p0 = jax.tree_util.tree_map(lambda x: x[0], b.params)
+
+    def body(s, _):
+        s1, draws = f["_draws"](s, p0)
+        s2, stm = f["_stream"](s1, p0, draws)
+        n = jnp.sum(memory.interesting(s2.pages, st, stm).astype(jnp.int32))
+        on = tick.POLICY_AUTONUMA24 == p0.policy
+        full = memory.access(s2, p0, st, stm, on)
+        small = memory.access(s2, p0, st, stm, on, capacity=st.access_compact)
+        same = jnp.all(jnp.stack([jnp.array_equal(x, y) for x, y in
+                                  zip(jax.tree_util.tree_leaves(full), jax.tree_util.tree_leaves(small))]))
+        return tick.step(s, p0, st), (n, same, full[2]["hinting_faults"])
+
+    _, (n, same, faults) = jax.jit(lambda s: jax.lax.scan(body, s, None, length=600))(s0)
+    n, same, faults = map(np.asarray, (n, same, faults))
+    fits = (n > 0) & (n <= st.access_compact)
+    assert fits.sum() > 20 and faults[fits].sum() > 0, "the run must exercise the compact path"
+    assert same[fits].all(), f"compact path differs at ticks {np.nonzero(fits & ~same)[0][:10]}"

@@ -93,3 +93,17 @@ def test_scand_boot_phase_is_seeded_and_uniform():
     assert len(set(wakes.tolist())) > 350
     assert abs(wakes.mean() - 5000) < 600  # uniform over the pass cycle
     assert int(initial_scand_wake(_key(7), jnp.int32(10000))) == int(initial_scand_wake(_key(7), jnp.int32(10000)))
+
+
+def test_unrolled_threefry_gives_jaxs_own_bits():
+    """rng.py replaces jax's CPU lowering of threefry (a rolled loop) by the same hash written out;
+    the bits must be jax's. Values recorded with jax's own lowering (jax 0.10.2, CPU)."""
+    from autonuma_jax import rng
+    assert rng.UNROLLED_THREEFRY  # this jax has the public hooks: the faster lowering is active
+    bits = jax.jit(lambda k: jax.random.bits(k, (6,)))(jax.random.PRNGKey(42))
+    assert np.asarray(bits).tolist() == [2098992034, 2919706841, 2646866425, 2409546199, 1935504149, 2516274904]
+    z = jax.jit(lambda k: jax.random.normal(jax.random.fold_in(k, 123), (3,)))(jax.random.PRNGKey(7))
+    np.testing.assert_array_equal(np.asarray(z), np.asarray([0.8367496, 1.021099, -0.74730515], np.float32))
+    k1, k2, x1, x2 = (jnp.asarray(v, jnp.uint32) for v in ([0x13198A2E], [0x03707344], [0x243F6A88], [0x85A308D3]))
+    out = rng._threefry2x32_unrolled(k1, k2, x1, x2)  # Random123's known-answer test (20 rounds)
+    assert [int(o[0]) for o in out] == [0xC4923A9C, 0x483DF7A0]
