@@ -11,8 +11,11 @@ OUT="${OUT:-bench_out}"
 mkdir -p "$OUT"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 python -c "import jax; print('jax', jax.__version__, jax.devices())" | tee "$OUT/bench_gpu.log"
-timeout 270 python -m autonuma_jax.bench --batches 1,64,1024,4096 --ticks 3000 --warm-ticks 3000 \
-    --budget-s 40 --sizes-gib 1,4,16,64 --ref-ticks 50 --json 2>&1 | tee -a "$OUT/bench_gpu.log"
+timeout 240 python -m autonuma_jax.bench --batches 1,64,1024,4096 --ticks 3000 --warm-ticks 3000 \
+    --budget-s 40 --sizes-gib 1,4,16,64 --ref-ticks 50 --skip ops --json 2>&1 | tee -a "$OUT/bench_gpu.log"
+# kernels per tick from XLA's profile, apart so that a slow trace cannot cost the table above
+timeout 50 python -m autonuma_jax.bench --skip throughput,reference,scaling,memory,bound,compiles \
+    --op-batches 1,1024 --warm-ticks 500 2>&1 | tee "$OUT/bench_ops.log"
 python - "$OUT/bench_gpu.log" "$OUT/bench_gpu.json" <<'PY'
 import json, sys
 text = open(sys.argv[1]).read()
