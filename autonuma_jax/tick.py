@@ -352,8 +352,14 @@ def _phases(state, params, static, batched, live):
     state, (n_exch, moved) = gated(_balance_needed, _balance, state, params)
     # 4. accesses
     state, st = always(_stream, state, params, draws)
+    # the rings stay out of the access phase's conditional (XLA copied them around it); the
+    # entries it queues are written after it
+    ring = state.migrated.ring
+    state = replace(state, migrated=replace(state.migrated, ring=None))
     state, (wake, ast) = gated(_access_count, _access, state, params, st,
                                small=(static.access_compact, f["_access_compact"]))
+    ring = always(migrate.write_rings, ring, ast["ring_slot"], ast["ring_unit"])
+    state = replace(state, migrated=replace(state.migrated, ring=ring))
     state, acc_inc = always(_advance, state, params, st, ast, moved)
     # 5. knuma_scand
     state, (flush, scan_ns) = gated(_scand_needed, _scand, state, params)

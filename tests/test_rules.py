@@ -63,8 +63,8 @@ class Rig:
         self.static = s = build_static([cfg])
         self.params = P.build_params(cfg, s)
         self._init = jax.jit(functools.partial(init_state, s))
-        self.fault_fn = jax.jit(lambda st, p, xu, xt, xv, tn: autonuma.numa_hinting_fault(
-            st, p, s, xu, xt, xv, jnp.bool_(True), tn))
+        self.fault_fn = jax.jit(lambda st, p, xu, xt, xv, tn: _with_ring_writes(autonuma.numa_hinting_fault(
+            st, p, s, xu, xt, xv, jnp.bool_(True), tn)))
         self.scand_fn = jax.jit(lambda st, p, on: autonuma.knuma_scand(st, p, s, on))
         self.migrated_fn = jax.jit(lambda st, p, wake: migrate.knuma_migrated(st, p, s, wake))
         self.balance_fn = jax.jit(lambda st, p, en: numa.sched_autonuma_balance(st, p, s, p.policy == 1, en))
@@ -118,7 +118,7 @@ class Rig:
         for i, (u, t, n) in enumerate(events):
             xu[i], xt[i], tn[i], xv[i] = u, t, n, True
         S2, wake, stats = self.fault_fn(S, params, xu, xt, xv, tn)
-        return to_np(S2), np.asarray(wake), {k: int(v) for k, v in stats.items()}
+        return to_np(S2), np.asarray(wake), {k: int(v) for k, v in stats.items() if not k.startswith("ring_")}
 
     def scand(self, S, params, on=True):
         S2, flush, ns = self.scand_fn(S, params, jnp.bool_(on))
@@ -148,8 +148,17 @@ def _access(state, params, static):
     core_busy = jnp.ones(static.n_tasks, jnp.int32)
     on = (params.policy == 1) & (params.knobs.autonuma.enabled == 1)
     st = stream(tasks, state.pages, params, static, draws, budget, run, core_busy, on, state.memsys)
-    state = memory.access(state, params, static, st, on)[0]
+    state = _with_ring_writes(memory.access(state, params, static, st, on))[0]
     return state, st.touched
+
+
+def _with_ring_writes(out):
+    """(state, wake, stats) of a phase that queues pages, with the queued entries written to the
+    rings as the tick writes them after the access phase."""
+    state, wake, stats = out
+    mg = state.migrated
+    ring = migrate.write_rings(mg.ring, stats["ring_slot"], stats["ring_unit"])
+    return dataclasses.replace(state, migrated=dataclasses.replace(mg, ring=ring)), wake, stats
 
 
 def set_tick(S, t):

@@ -28,7 +28,8 @@ def last_nid_filter(last_nid, this_nid, allow_first_fault):
 
 
 def numa_hinting_fault(state, params, static, x_unit, x_task, x_valid, gate, this_nid):
-    """Apply the per-page handler to units x (time order). Returns (state, access_nid, wake[N], stats)."""
+    """Apply the per-page handler to units x (time order). Returns (state, wake[N], stats); the
+    queue entries to write are stats["ring_slot"], stats["ring_unit"] (``migrate.write_rings``)."""
     pages, mms, mg, tasks = state.pages, state.mms, state.migrated, state.tasks
     kn = params.knobs.autonuma.knuma_migrated
     wp = params.workload
@@ -46,7 +47,7 @@ def numa_hinting_fault(state, params, static, x_unit, x_task, x_valid, gate, thi
     local_dq = local & (mig >= 0)
     want = ok & ~local & (mig != this_nid)
     # queue onto (this_nid, page_nid) in time order
-    mg, pushed, seq = migrate.push(mg, pages, u, this_nid, page_nid, want, g, static)
+    mg, pushed, seq, slot = migrate.push(mg, pages, u, this_nid, page_nid, want, g, static)
     dq_old = cancel | local_dq | (pushed & (mig >= 0))
     new_mig = jnp.where(cancel | local_dq, -1, jnp.where(pushed, this_nid, mig))
     access_nid = jnp.where(ok, this_nid, page_nid)
@@ -94,7 +95,7 @@ def numa_hinting_fault(state, params, static, x_unit, x_task, x_valid, gate, thi
 
     state = replace(state, pages=pages, mms=replace(mms, queued_pages=queued), migrated=mg, tasks=tasks)
     stats = dict(pages_queued=jnp.sum(jnp.where(pushed, w, 0)), overflows=jnp.sum((want & ~pushed).astype(i32)),
-                 fault_pages=jnp.sum(jnp.where(x_valid, w, 0)))
+                 fault_pages=jnp.sum(jnp.where(x_valid, w, 0)), ring_slot=slot, ring_unit=u)
     return state, wake, stats
 
 

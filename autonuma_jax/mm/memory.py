@@ -42,11 +42,20 @@ def interesting(pages, static, st):
     return st.touched & (absent | armed)
 
 
+def _ring_writes(fstats, static):
+    """The queue entries to write, padded to the full path's size so that both paths (and the
+    skipped phase, all zeros: nothing to write) return the same shapes."""
+    pad = static.fault_events * static.units_per_fault - fstats["ring_slot"].shape[0]
+    return dict(ring_slot=jnp.pad(fstats["ring_slot"], (0, pad)), ring_unit=jnp.pad(fstats["ring_unit"], (0, pad)))
+
+
 def access(state, params, static, st, autonuma_on, capacity=None):
     """Allocation on first touch and NUMA hinting faults for stream ``st``; with ``capacity``, on
     the first ``capacity`` interesting entries only (the caller makes sure there are no more).
 
-    Returns (state, wake[N], stats dict with per-task costs in ns).
+    Returns (state, wake[N], stats dict with per-task costs in ns). ``state`` comes without the
+    knuma_migrated rings (``migrated.ring`` None): the entries queued are returned in
+    stats["ring_slot"], stats["ring_unit"] for ``migrate.write_rings``.
     """
     pages, tasks, mms = state.pages, state.tasks, state.mms
     mp, wp, costs = params.machine, params.workload, params.knobs.costs
@@ -174,5 +183,5 @@ def access(state, params, static, st, autonuma_on, capacity=None):
     stats = dict(hinting_faults=n_events, fault_pages=fstats["fault_pages"], pages_queued=fstats["pages_queued"],
                  overflows=fstats["overflows"], oom=jnp.sum(jnp.where(oom, w, 0)), alloc_ns=alloc_ns,
                  migrated=up_migrated, up_migrate_ns=jnp.sum(up_ns),
-                 fault_ns=fault_ns)
+                 fault_ns=fault_ns, **_ring_writes(fstats, static))
     return state, wake, stats
