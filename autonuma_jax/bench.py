@@ -267,8 +267,9 @@ PHASES = ("live", "freeze", "draws", "respawn", "start", "noise", "lb", "active"
           "account")
 
 
-def op_profile(batch: int, ticks: int, warm_ticks: int, machine="2node_24cpu", workload="numa01"):
-    """Kernels per tick and profiled time per phase, from a ``jax.profiler`` trace of ``ticks`` ticks."""
+def op_profile(batch: int, ticks: int, warm_ticks: int, machine="2node_24cpu", workload="numa01", top: int = 0):
+    """Kernels per tick and profiled time per phase, from a ``jax.profiler`` trace of ``ticks`` ticks;
+    with ``top``, also the ``top`` kernels of most self time (name, phase, us per tick, op_name)."""
     import collections
     import glob
     import gzip
@@ -320,6 +321,13 @@ def op_profile(batch: int, ticks: int, warm_ticks: int, machine="2node_24cpu", w
           f"'xla' = copies and scans XLA added):", flush=True)
     for p, r in rows.items():
         print(f"    {p:13s} {r['kernels_per_tick']:7.1f}  {100 * r['share']:5.1f} %", flush=True)
+    if top:
+        per = collections.Counter()
+        for e in X:
+            per[e["name"]] += e["self"]
+        print(f"  top {top} kernels (us per tick, phase, XLA name, op_name):", flush=True)
+        for name, us in per.most_common(top):
+            print(f"    {us / ticks:9.1f}  {phase(name):12s} {name[:28]:28s} {op_name.get(name, '')[-90:]}", flush=True)
     return dict(batch=batch, kernels_per_tick=total, phases=rows)
 
 

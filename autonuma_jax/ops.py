@@ -84,6 +84,21 @@ def exclusive_cumsum(x, axis=-1):
     return jnp.cumsum(x, axis=axis) - x
 
 
+def rank_by_key(key, n_keys: int):
+    """[n] how many earlier entries share each entry's key (keys in [0, n_keys]; any value is a key).
+
+    Two exact ways, chosen by shape: a running count per key (a cumulative sum over [n, n_keys + 1],
+    which XLA:CPU runs as a blocked reduce-window) when the keys are few, else a comparison with
+    every earlier entry ([n, n], one fused reduction) when n is small next to the keys."""
+    n = key.shape[0]
+    if n <= 8 * (n_keys + 1):
+        earlier = jnp.arange(n)[None, :] < jnp.arange(n)[:, None]  # [i, j]: j before i
+        return jnp.sum((earlier & (key[None, :] == key[:, None])).astype(i32), axis=1)
+    onehot = (key[:, None] == jnp.arange(n_keys + 1, dtype=key.dtype)[None, :]).astype(i32)
+    run = jnp.cumsum(onehot, axis=0) - onehot
+    return jnp.take_along_axis(run, jnp.clip(key, 0, n_keys)[:, None].astype(i32), axis=1)[:, 0]
+
+
 def add_us(us, rem_ns, ns):
     """Accumulate ns into (us, rem_ns) without losing sub-microsecond parts."""
     total = rem_ns + ns

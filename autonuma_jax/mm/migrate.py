@@ -21,6 +21,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from ..ops import rank_by_key
 from ..pytree import replace
 from ..state import PMD_THP
 
@@ -132,8 +133,7 @@ def push(mg, pages, units, dst, src, want, order_valid, static):
     N, R, cap = static.n_nodes, static.n_rings, static.ring_capacity
     r = ring_index(dst, src, N)
     r = jnp.where(want, r, R)
-    onehot = (r[:, None] == jnp.arange(R, dtype=i32)[None, :]).astype(i32)
-    rank = jnp.take_along_axis(jnp.cumsum(onehot, axis=0) - onehot, jnp.minimum(r, R - 1)[:, None], axis=1)[:, 0]
+    rank = rank_by_key(r, R)  # place among this tick's pushes onto the same ring
     rs = jnp.minimum(r, R - 1)
     seq = mg.tail[rs] + rank
     ok = want & (seq - mg.head[rs] < cap)
