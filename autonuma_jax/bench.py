@@ -321,6 +321,10 @@ def op_profile(batch: int, ticks: int, warm_ticks: int, machine="2node_24cpu", w
           f"'xla' = copies and scans XLA added):", flush=True)
     for p, r in rows.items():
         print(f"    {p:13s} {r['kernels_per_tick']:7.1f}  {100 * r['share']:5.1f} %", flush=True)
+    cp = [e for e in X if e["name"].startswith("copy")]
+    copy_share = sum(e["self"] for e in cp) / tot
+    print(f"    of which buffer copies: {len(cp) / ticks:.1f} kernels per tick, {100 * copy_share:.1f} % of the time",
+          flush=True)
     if top:
         per = collections.Counter()
         for e in X:
@@ -328,7 +332,7 @@ def op_profile(batch: int, ticks: int, warm_ticks: int, machine="2node_24cpu", w
         print(f"  top {top} kernels (us per tick, phase, XLA name, op_name):", flush=True)
         for name, us in per.most_common(top):
             print(f"    {us / ticks:9.1f}  {phase(name):12s} {name[:28]:28s} {op_name.get(name, '')[-90:]}", flush=True)
-    return dict(batch=batch, kernels_per_tick=total, phases=rows)
+    return dict(batch=batch, kernels_per_tick=total, phases=rows, copy_share=copy_share)
 
 
 def main(argv=None) -> int:

@@ -39,6 +39,7 @@ class Stream:
     valid: jnp.ndarray  # [T, A] candidate inside the thread's remaining work
     touched: jnp.ndarray  # [T, A] the thread begins (or continues) writing it this tick
     est_node: jnp.ndarray  # [T, A] node of the unit (first allocation choice when absent)
+    absent: jnp.ndarray  # [T, A] the unit has no page yet (as the tick began)
     order: jnp.ndarray  # [T, A, N] allocation zonelist for absent units
     allowed: jnp.ndarray  # [T, A, N]
     tau: jnp.ndarray  # [T, A] ns into the tick of the first write to the unit
@@ -152,5 +153,6 @@ def stream(tasks, pages, params, static, draws, budget, running, core_busy, auto
     capped = active & (n_done == lim) & (jnp.take_along_axis(e, (lim - 1)[None, None].repeat(T, 0), axis=1)[:, 0]
                                          < budget) & (jnp.sum(valid, axis=1) == lim)
     tau = s + draws.phase_ns[:, None]
-    return Stream(unit=unit, valid=valid, touched=touched, est_node=est, order=order, allowed=allowed, tau=tau,
+    return Stream(unit=unit, valid=valid, touched=touched, est_node=est, absent=node < 0, order=order,
+                  allowed=allowed, tau=tau,
                   kib=kib, n_done=n_done, frac=frac, capped=capped, rho_mc=rho_mc, rho_link=rho_link)

@@ -141,7 +141,9 @@ def _phase_fns(static):
 
 
     def _access_count(state, params, st):
-        return jnp.sum(memory.interesting(state.pages, static, st).astype(i32))
+        """(interesting entries, absent touched units): the compact paths' conditions."""
+        return jnp.stack([jnp.sum(memory.interesting(state.pages, static, st).astype(i32)),
+                          jnp.sum(memory.absent_touched(state.pages, static, st).astype(i32))])
 
     def _access(state, params, st):
         state, wake, stats = memory.access(state, params, static, st, _autonuma_on(params))
@@ -150,6 +152,11 @@ def _phase_fns(static):
     def _access_compact(state, params, st):
         state, wake, stats = memory.access(state, params, static, st, _autonuma_on(params),
                                            capacity=static.access_compact)
+        return state, (wake, stats)
+
+    def _access_faults(state, params, st):
+        state, wake, stats = memory.access(state, params, static, st, _autonuma_on(params),
+                                           capacity=static.access_compact, first_touch=False)
         return state, (wake, stats)
 
 
@@ -307,27 +314,36 @@ def _phases(state, params, static, batched, live):
             with jax.named_scope(fn.__name__.strip("_")):
                 return jax.vmap(fn)(*args)
 
-        def gated(pred, fn, *args, small=None):
-            """``fn`` for the batch if any live configuration needs it, else nothing. With ``small``
-            = (count, capacity, fn_small): ``pred`` is a count, and ``fn_small`` (same results, less
-            work) runs instead when every live configuration's count is within its capacity."""
+        def gated(pred, fn, *args, small=()):
+            """``fn`` for the batch if any live configuration needs it (``pred`` > 0, or its first
+            element > 0), else nothing. ``small``: alternatives (fits, fn_small), each giving
+            ``fn``'s results with less work when ``fits(pred)`` holds for every live
+            configuration; the last one that fits runs."""
             # a configuration past its own end needs nothing (its results are frozen anyway)
             with jax.named_scope(fn.__name__.strip("_")):
                 n = jax.vmap(pred)(*args)
-                need = jnp.any((n > 0) & live)
+                need = jnp.any(((n if n.ndim == 1 else n[:, 0]) > 0) & live)
                 out_shape = jax.eval_shape(jax.vmap(fn), *args)[1]
                 zeros = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), out_shape)
-                branches = [lambda a: (a[0], zeros), lambda a: jax.vmap(fn)(*a)]
-                index = need.astype(i32)
-                if small is not None:  # one switch, not a cond inside a cond (that copied the state)
-                    branches.append(lambda a: jax.vmap(small[1])(*a))
-                    index = jnp.where(need & jnp.all((n <= small[0]) | ~live), 2, index)
-                return jax.lax.switch(index, branches, args)
+                fns, index = [fn], need.astype(i32)
+                for fits, fn_small in small:
+                    fns.append(fn_small)
+                    index = jnp.where(need & jnp.all(fits(n) | ~live), len(fns), index)
+                # Each variant is a while loop that runs once or not at all, not a branch of a
+                # conditional: XLA gives a conditional's result buffers of their own, so every
+                # array any branch writes (the page arrays, 8 bytes per unit) was copied each
+                # tick, taken or not; a loop updates its carried state in place.
+                state, out = args[0], zeros
+                for k, g in enumerate(fns, start=1):
+                    def body(c, g=g):
+                        return (jnp.bool_(False),) + tuple(jax.vmap(g)(c[1], *args[1:]))
+                    _, state, out = jax.lax.while_loop(lambda c: c[0], body, (index == k, state, out))
+                return state, out
     else:
         def always(fn, *args):
             return fn(*args)
 
-        def gated(pred, fn, *args, small=None):
+        def gated(pred, fn, *args, small=()):
             return fn(*args)
 
     f = _phase_fns(static)
@@ -356,8 +372,10 @@ def _phases(state, params, static, batched, live):
     # entries it queues are written after it
     ring = state.migrated.ring
     state = replace(state, migrated=replace(state.migrated, ring=None))
+    cap = static.access_compact
     state, (wake, ast) = gated(_access_count, _access, state, params, st,
-                               small=(static.access_compact, f["_access_compact"]))
+                               small=[(lambda n: n[:, 0] <= cap, f["_access_compact"]),
+                                      (lambda n: (n[:, 0] <= cap) & (n[:, 1] == 0), f["_access_faults"])])
     ring = always(migrate.write_rings, ring, ast["ring_slot"], ast["ring_unit"])
     state = replace(state, migrated=replace(state.migrated, ring=ring))
     state, acc_inc = always(_advance, state, params, st, ast, moved)

@@ -368,14 +368,23 @@ def test_compact_access_path_equals_the_whole_array_path():
         s2, stm = f["_stream"](s1, p0, draws)
         n = jnp.sum(memory.interesting(s2.pages, st, stm).astype(jnp.int32))
         on = tick.POLICY_AUTONUMA24 == p0.policy
+        absent = jnp.sum(memory.absent_touched(s2.pages, st, stm).astype(jnp.int32))
         full = memory.access(s2, p0, st, stm, on)
         small = memory.access(s2, p0, st, stm, on, capacity=st.access_compact)
-        same = jnp.all(jnp.stack([jnp.array_equal(x, y) for x, y in
-                                  zip(jax.tree_util.tree_leaves(full), jax.tree_util.tree_leaves(small))]))
-        return tick.step(s, p0, st), (n, same, full[2]["hinting_faults"])
+        faults_only = memory.access(s2, p0, st, stm, on, capacity=st.access_compact, first_touch=False)
 
-    _, (n, same, faults) = jax.jit(lambda s: jax.lax.scan(body, s, None, length=600))(s0)
-    n, same, faults = map(np.asarray, (n, same, faults))
+        def equal(a, b):
+            return jnp.all(jnp.stack([jnp.array_equal(x, y) for x, y in
+                                      zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b))]))
+        return tick.step(s, p0, st), (n, absent, equal(full, small), equal(full, faults_only),
+                                      full[2]["hinting_faults"], full[2]["alloc_ns"].sum())
+
+    _, out = jax.jit(lambda s: jax.lax.scan(body, s, None, length=600))(s0)
+    n, absent, same, same_faults, faults, alloc = map(np.asarray, out)
     fits = (n > 0) & (n <= st.access_compact)
     assert fits.sum() > 20 and faults[fits].sum() > 0, "the run must exercise the compact path"
+    assert alloc[fits].sum() > 0, "the run must exercise first touch on the compact path"
     assert same[fits].all(), f"compact path differs at ticks {np.nonzero(fits & ~same)[0][:10]}"
+    steady = fits & (absent == 0)
+    assert steady.sum() > 20 and faults[steady].sum() > 0, "the run must exercise the fault-only path"
+    assert same_faults[steady].all(), f"fault-only path differs at ticks {np.nonzero(steady & ~same_faults)[0][:10]}"

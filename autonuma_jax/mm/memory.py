@@ -31,15 +31,20 @@ i32 = jnp.int32
 BIG = jnp.iinfo(jnp.int32).max
 
 
+def absent_touched(pages, static, st):
+    """[T, A] the touched candidates whose unit has no page yet (first touch allocates it); ``st``
+    was streamed over these ``pages``."""
+    return st.touched & st.absent
+
+
 def interesting(pages, static, st):
     """[T, A] the touched candidates whose unit is absent or armed (pmd, or pte in pte mode)."""
     u = jnp.minimum(st.unit, static.n_units - 1)
-    absent = pages.node[u] < 0
     if static.pte_faults:
         armed = pages.pte_numa[u] != 0
     else:
         armed = (pages.pmd_flags[u // static.units_per_pmd] & PMD_NUMA) != 0
-    return st.touched & (absent | armed)
+    return st.touched & (st.absent | armed)
 
 
 def _ring_writes(fstats, static):
@@ -49,9 +54,11 @@ def _ring_writes(fstats, static):
     return dict(ring_slot=jnp.pad(fstats["ring_slot"], (0, pad)), ring_unit=jnp.pad(fstats["ring_unit"], (0, pad)))
 
 
-def access(state, params, static, st, autonuma_on, capacity=None):
+def access(state, params, static, st, autonuma_on, capacity=None, first_touch=True):
     """Allocation on first touch and NUMA hinting faults for stream ``st``; with ``capacity``, on
-    the first ``capacity`` interesting entries only (the caller makes sure there are no more).
+    the first ``capacity`` interesting entries only (the caller makes sure there are no more);
+    with ``first_touch=False``, without the allocation step (the caller makes sure no touched unit
+    is absent, as in every tick after a workload's start-up: the step would change nothing).
 
     Returns (state, wake[N], stats dict with per-task costs in ns). ``state`` comes without the
     knuma_migrated rings (``migrated.ring`` None): the entries queued are returned in
@@ -89,25 +96,26 @@ def access(state, params, static, st, autonuma_on, capacity=None):
     first_u = segment_first_min(tau_s, task_s, useg, E)
 
     # ---- first touch ------------------------------------------------------------------------
-    cur_node = pages.node[us].astype(i32)
-    req = real & first_u & (cur_node < 0)
-    order = st.order.reshape(E_all, N)[src_s]
-    allowed = st.allowed.reshape(E_all, N)[src_s]
-    got, free, oom = mempolicy.allocate(req, order, allowed, jnp.full(E, w, i32), state.free_pages,
-                                        mp.wmark_low, N)
-    idx = jnp.where(req, us, U)
-    node = pages.node.at[idx].set(got.astype(pages.node.dtype), mode="drop")
-    pmd_flags = pages.pmd_flags
-    if static.unit_pages == 512:
-        thp = params.derived.thp == 1
-        pmd_flags = pmd_flags.at[idx].set(jnp.where(thp, jnp.uint8(PMD_THP), jnp.uint8(0)), mode="drop")
-    m_of = wp.task_mm[task_s]
-    M = static.n_mms
-    alloc_add = jax.ops.segment_sum(jnp.where(req, w, 0), jnp.where(req, m_of * N + got, M * N),
-                                    num_segments=M * N + 1)[:M * N].reshape(M, N)
-    pages = replace(pages, node=node, pmd_flags=pmd_flags)
-    mms = replace(mms, node_pages=mms.node_pages + alloc_add)
-    alloc_ns = jax.ops.segment_sum(jnp.where(req, w * costs.first_touch_per_page_ns, 0), task_s, num_segments=T)
+    free, oom, alloc_ns = state.free_pages, jnp.zeros(E, bool), jnp.zeros(T, i32)
+    if first_touch:
+        cur_node = pages.node[us].astype(i32)
+        req = real & first_u & (cur_node < 0)
+        order = st.order.reshape(E_all, N)[src_s]
+        allowed = st.allowed.reshape(E_all, N)[src_s]
+        got, free, oom = mempolicy.allocate(req, order, allowed, jnp.full(E, w, i32), free, mp.wmark_low, N)
+        idx = jnp.where(req, us, U)
+        node = pages.node.at[idx].set(got.astype(pages.node.dtype), mode="drop")
+        pmd_flags = pages.pmd_flags
+        if static.unit_pages == 512:
+            thp = params.derived.thp == 1
+            pmd_flags = pmd_flags.at[idx].set(jnp.where(thp, jnp.uint8(PMD_THP), jnp.uint8(0)), mode="drop")
+        m_of = wp.task_mm[task_s]
+        M = static.n_mms
+        alloc_add = jax.ops.segment_sum(jnp.where(req, w, 0), jnp.where(req, m_of * N + got, M * N),
+                                        num_segments=M * N + 1)[:M * N].reshape(M, N)
+        pages = replace(pages, node=node, pmd_flags=pmd_flags)
+        mms = replace(mms, node_pages=mms.node_pages + alloc_add)
+        alloc_ns = jax.ops.segment_sum(jnp.where(req, w * costs.first_touch_per_page_ns, 0), task_s, num_segments=T)
 
     # ---- who takes each hinting fault ----------------------------------------------------------
     key_s = unit_s // upf  # fault key: pmd (pmd level in 4 KiB mode) or unit
