@@ -74,7 +74,9 @@ def numa_hinting_fault(state, params, static, x_unit, x_task, x_valid, gate, thi
     idx = jnp.where(g, u, U)
     pages = replace(
         pages,
-        last_nid=pages.last_nid.at[idx].set(this_nid.astype(i8), mode="drop"),
+        # the value reads `last` (dropped entries keep it): a write that does not depend on the read
+        # of the same array lets XLA order them either way, and it copied the array (every tick)
+        last_nid=pages.last_nid.at[idx].set(jnp.where(g, this_nid, last).astype(i8), mode="drop"),
         migrate_nid=pages.migrate_nid.at[idx].set(new_mig.astype(i8), mode="drop"),
         migrate_seq=pages.migrate_seq.at[jnp.where(pushed, u, U)].set(seq, mode="drop"),
     )
