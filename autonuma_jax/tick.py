@@ -368,8 +368,8 @@ def _phases(state, params, static, batched, live):
     state, (n_exch, moved) = gated(_balance_needed, _balance, state, params)
     # 4. accesses
     state, st = always(_stream, state, params, draws)
-    # the rings stay out of the access phase's conditional (XLA copied them around it); the
-    # entries it queues are written after it
+    # the rings are not carried through the access phase (around the conditional it once was, XLA
+    # copied them every tick); the few entries it queues are written after it
     ring = state.migrated.ring
     state = replace(state, migrated=replace(state.migrated, ring=None))
     cap = static.access_compact
