@@ -128,8 +128,8 @@ def push(mg, pages, units, dst, src, want, order_valid, static):
     """Queue `units` (in array order) onto their (dst, src) rings: advances the tails and returns
     (mg, pushed, seq, slot), where ``slot`` is the ring entry each pushed unit is written to,
     flattened and plus one (0: nothing to write). The entries are written by ``write_rings``
-    after the access phase: keeping the rings out of that phase's conditional keeps XLA from
-    copying them (60 MB per tick at batch 64 on eight nodes) around it."""
+    after the access phase: not carried through that phase, the rings are never copied around it
+    (as they were when it was a conditional: 60 MB per tick at batch 64 on eight nodes)."""
     N, R, cap = static.n_nodes, static.n_rings, static.ring_capacity
     r = ring_index(dst, src, N)
     r = jnp.where(want, r, R)
