@@ -44,6 +44,21 @@ PAGE_UNITS = {"2M": UNIT_2M, "4K": UNIT_4K}
 
 @dataclass(frozen=True)
 class SimConfig:
+    """How a configuration is simulated: time step, length, memory granularity, reporting.
+
+    Attributes (allowed ranges as ``validate`` checks them, before any compile):
+        tick_ms: the simulation step, ms of simulated time; a number in [0.05, 10].
+        duration_s: simulated seconds at most (a run stops earlier once every thread finished,
+            with ``simulate(stop_when_done=True)``); a number in (0, 100000], at least one report
+            interval and a whole multiple of ``report_interval_ms``.
+        page_unit: the granularity memory is tracked in: ``"2M"`` (2 MiB units: exact for
+            AutoNUMA's default pmd scanning and for THP) or ``"4K"`` (4 KiB pages: needed for pte-mode
+            scanning, ``autonuma.knuma_scand.pmd=0``, with THP off; 512x the memory).
+        report_interval_ms: simulated ms between two time-series rows (``Result.rows``); a number in
+            [tick_ms, 3600000] and a whole multiple of ``tick_ms``.
+        check_invariants: check the state's invariants inside the compiled code after every
+            report interval and stop with the one that broke (slower); True or False (or 0 / 1).
+    """
     tick_ms: float = 1.0
     duration_s: float = 60.0
     page_unit: str = "2M"
@@ -84,6 +99,31 @@ class SimConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
+    """One configuration to simulate: machine x workload x policy x knobs x sim settings x seed.
+
+    Plain and hashable; ``validate_run`` (called by ``simulate`` before any compile) checks every
+    field and raises one ``ConfigError`` line naming the field, the value and what it must be.
+
+    Attributes:
+        machine: a preset name (``autonuma_jax.MACHINES``: ``2node_24cpu``, ``4node_32cpu`` ...) or
+            a ``Machine`` (checked by ``Machine.validate``); at most 4096 CPUs.
+        workload: a benchmark name (``autonuma_jax.BENCHMARKS``: ``numa01``, ``numa02`` ...), built
+            for the machine, or a ``Workload``; at most 4096 threads, and its memory must fit in
+            the machine's above the high watermarks (and in the nodes any binding allows).
+        policy: the kernel policy, one of ``POLICIES`` (``autonuma24``, ``none``, ``hard_bind``,
+            ``inverse_bind``, ``balancenuma``, ``numa_balancing``, ``sched_numa``, ``numa_core``).
+        knobs: the tuning knobs (``Knobs``; every range in ``knobs.RANGES``). With
+            ``sim.page_unit="2M"`` and THP off, ``autonuma.knuma_scand.pmd`` must be 1.
+        sim: the simulation settings (``SimConfig``).
+        seed: the random seed (scheduler noise, speed jitter, numa01's forced node); an integer in
+            [0, 2**31 - 1].
+        variant: the benchmark variant when the policy imposes none (``hard_bind`` and
+            ``inverse_bind`` do): one of ``workloads.VARIANTS`` (``default``, ``no_force``,
+            ``split_init``, ``hard_bind``, ``inverse_bind``, ``inverse_bind_both``).
+        build: the dated autonuma-benchmark build a benchmark name compiles to: one of
+            ``workloads.BUILDS`` (``2012-03``, ``2012-06-06``, ``2012-07-05``, ``2012-07-15``,
+            ``latest``).
+    """
     machine: object = "2node_24cpu"  # preset name or Machine
     workload: object = "numa01"  # benchmark name or Workload
     policy: str = "autonuma24"

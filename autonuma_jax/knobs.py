@@ -21,7 +21,20 @@ U32 = 2**31 - 1  # the kernel accepts 0..UINT_MAX; int32 arrays cap us at INT_MA
 
 @dataclass(frozen=True)
 class KnumaScand:
-    """/sys/kernel/mm/autonuma/knuma_scand/ (spec §3.1, §7)."""
+    """/sys/kernel/mm/autonuma/knuma_scand/ (spec §3.1, §7).
+
+    Attributes (unit; allowed range, as ``RANGES`` checks it):
+    - ``scan_sleep_millisecs``: ms knuma_scand sleeps between two chunks of ``pages_to_scan``;
+      [0, 3600000].
+    - ``scan_sleep_pass_millisecs``: ms it pauses after each full pass over every process;
+      [0, 3600000].
+    - ``pages_to_scan``: 4 KiB pages (progress units) scanned per chunk, between two sleeps (32768:
+      128 MiB); [1, 16777216].
+    - ``pmd``: flag: 1 arms NUMA hinting faults at pmd level (one fault per 2 MiB of page table, the
+      x86 default), 0 pte by pte (needs ``sim.page_unit="4K"`` unless THP is on); 0 or 1.
+    - ``mm_working_set``: flag, DEBUG_VM: working-set estimation of the per-process statistics;
+      0 or 1.
+    """
     scan_sleep_millisecs: int = 100
     scan_sleep_pass_millisecs: int = 10000
     pages_to_scan: int = 32768  # 128 MiB of 4 KiB pages per chunk
@@ -31,7 +44,16 @@ class KnumaScand:
 
 @dataclass(frozen=True)
 class KnumaMigrated:
-    """/sys/kernel/mm/autonuma/knuma_migrated/ (spec §5.1, §7)."""
+    """/sys/kernel/mm/autonuma/knuma_migrated/ (spec §5.1, §7).
+
+    Attributes (unit; allowed range, as ``RANGES`` checks it):
+    - ``migrate_sleep_millisecs``: ms knuma_migrated sleeps between two batches; [0, 3600000].
+    - ``pages_to_migrate``: 4 KiB pages: the batch size, and the queue length that wakes the daemon;
+      [1, 16777216].
+    - ``defer``: flag, DEBUG_VM: wake the daemons only at the end of a pass; 0 or 1.
+    - ``allow_first_fault``: flag, DEBUG_VM: the first fault on a fresh page passes the ``last_nid``
+      filter; 0 or 1.
+    """
     migrate_sleep_millisecs: int = 100
     pages_to_migrate: int = 32768  # batch size and wake-up threshold
     defer: int = 0  # DEBUG_VM only
@@ -40,14 +62,31 @@ class KnumaMigrated:
 
 @dataclass(frozen=True)
 class Scheduler:
-    """/sys/kernel/mm/autonuma/scheduler/ (DEBUG_VM only, spec §7)."""
+    """/sys/kernel/mm/autonuma/scheduler/ (DEBUG_VM only, spec §7).
+
+    Attributes (unit; allowed range, as ``RANGES`` checks it):
+    - ``load_balance_strict``: flag: refuse non-idle CFS load balancing against the NUMA affinity;
+      0 or 1.
+    - ``reset``: flag: reset (1) or inherit (0) a task's NUMA statistics at fork/clone; 0 or 1.
+    """
     load_balance_strict: int = 0
     reset: int = 1
 
 
 @dataclass(frozen=True)
 class Autonuma:
-    """/sys/kernel/mm/autonuma/."""
+    """/sys/kernel/mm/autonuma/.
+
+    Attributes (unit; allowed range, as ``RANGES`` checks it):
+    - ``enabled``: flag, the master switch (0: knuma_scand sleeps, faults do nothing, the balancer
+      clears ``task_selected_nid``); 0 or 1.
+    - ``debug``: flag: printk verbosity in the kernel; no effect on the simulation; 0 or 1.
+    - ``knuma_scand``: group ``KnumaScand``.
+    - ``knuma_migrated``: group ``KnumaMigrated``.
+    - ``scheduler``: group ``Scheduler``.
+    - ``balance_interval_millisecs``: ms [I]: period of ``sched_autonuma_balance`` on a busy CPU
+      (HZ/10); [1, 60000].
+    """
     enabled: int = 1
     debug: int = 0  # printk verbosity in the kernel; no effect on the simulation
     knuma_scand: KnumaScand = field(default_factory=KnumaScand)
@@ -60,7 +99,16 @@ class Autonuma:
 
 @dataclass(frozen=True)
 class Khugepaged:
-    """/sys/kernel/mm/transparent_hugepage/khugepaged/ (AutoNUMA boosts it, spec §4.5)."""
+    """/sys/kernel/mm/transparent_hugepage/khugepaged/ (AutoNUMA boosts it, spec §4.5).
+
+    Attributes (unit; allowed range, as ``RANGES`` checks it):
+    - ``pages_to_scan``: 4 KiB pages khugepaged looks at per wake-up (HPAGE_PMD_NR * 8);
+      [1, 16777216].
+    - ``scan_sleep_millisecs``: ms it sleeps between two scans (AutoNUMA24 lowers it from 10000);
+      [0, 3600000].
+    - ``alloc_sleep_millisecs``: ms it sleeps after a failed huge page allocation; kept for its
+      sysfs path, the engine does not read it; [0, 3600000].
+    """
     pages_to_scan: int = 4096  # HPAGE_PMD_NR * 8
     scan_sleep_millisecs: int = 100  # 10000 upstream; AutoNUMA24 sets 100 when it is possible
     alloc_sleep_millisecs: int = 10000
@@ -68,7 +116,13 @@ class Khugepaged:
 
 @dataclass(frozen=True)
 class TransparentHugepage:
-    """/sys/kernel/mm/transparent_hugepage/ (only meaningful with 2 MiB page units)."""
+    """/sys/kernel/mm/transparent_hugepage/ (only meaningful with 2 MiB page units).
+
+    Attributes (unit; allowed range, as ``RANGES`` checks it):
+    - ``enabled``: flag: 1 = ``always``, anonymous memory is THP (2 MiB page units only); 0 = never;
+      0 or 1.
+    - ``khugepaged``: group ``Khugepaged``.
+    """
     enabled: int = 1  # "always" (the Fedora/RHEL default of 2012) -> anonymous memory is THP
     khugepaged: Khugepaged = field(default_factory=Khugepaged)
 
@@ -76,7 +130,23 @@ class TransparentHugepage:
 @dataclass(frozen=True)
 class Balancenuma:
     """Linux 3.8 "balancenuma" sysctls (/proc/sys/kernel/numa_balancing_*) and the migration rate
-    limit of mm/migrate.c (spec §12.1)."""
+    limit of mm/migrate.c (spec §12.1).
+
+    Attributes (unit; allowed range, as ``RANGES`` checks it):
+    - ``numa_balancing_scan_delay_ms``: ms of CPU time a new task runs before its first scan;
+      [0, 3600000].
+    - ``numa_balancing_scan_period_min_ms``: ms, the shortest period between two scans of a task (<=
+      ``numa_balancing_scan_period_max_ms``); [1, 3600000].
+    - ``numa_balancing_scan_period_max_ms``: ms, the longest one; [1, 3600000].
+    - ``numa_balancing_scan_period_reset``: ms: the period returns to the minimum this often;
+      [1, 3600000].
+    - ``numa_balancing_scan_size_mb``: MiB of address space armed per scan; [1, 65536].
+    - ``migrate_interval_millisecs``: ms, the migration rate-limit window; [1, 3600000].
+    - ``ratelimit_pages``: 4 KiB pages migrated into one destination node per window (32768: 128
+      MB); [0, 16777216].
+    - ``numa_force``: flag, sched feature NUMA_FORCE: scan before the process left its first node;
+      0 or 1.
+    """
     numa_balancing_scan_delay_ms: int = 1000
     numa_balancing_scan_period_min_ms: int = 100
     numa_balancing_scan_period_max_ms: int = 5000
@@ -90,7 +160,26 @@ class Balancenuma:
 @dataclass(frozen=True)
 class NumaBalancing:
     """Linux 3.13 automatic NUMA balancing sysctls and constants (spec §12.2). Not modelled:
-    numa_balancing_settle_count and numa_balancing_migrate_deferred (3.13-only; removed in 3.14)."""
+    numa_balancing_settle_count and numa_balancing_migrate_deferred (3.13-only; removed in 3.14).
+
+    Attributes (unit; allowed range, as ``RANGES`` checks it):
+    - ``numa_balancing``: flag, ``kernel.numa_balancing``; 0 or 1.
+    - ``numa_balancing_scan_delay_ms``: ms of CPU time a new task runs before its first scan;
+      [0, 3600000].
+    - ``numa_balancing_scan_period_min_ms``: ms, the shortest period between two scans of a task (<=
+      ``numa_balancing_scan_period_max_ms``); [1, 3600000].
+    - ``numa_balancing_scan_period_max_ms``: ms, the longest one; [1, 3600000].
+    - ``numa_balancing_scan_size_mb``: MiB of address space armed per scan; [1, 65536].
+    - ``migrate_interval_millisecs``: ms, the migration rate-limit window; [1, 3600000].
+    - ``ratelimit_pages``: 4 KiB pages migrated into one destination node per window (32768: 128
+      MB); [0, 16777216].
+    - ``period_threshold``: tenths (NUMA_PERIOD_THRESHOLD): at or above this many local faults in
+      10, the scan period grows; below, it shrinks; [0, 10].
+    - ``imbalance_pct``: percent: the load imbalance ``task_numa_migrate`` accepts for a move (100 +
+      (sd_numa imbalance_pct - 100) / 2); [100, 1000].
+    - ``migrate_retry_millisecs``: ms [I]: interval of ``numa_migrate_retry`` (HZ in 3.13);
+      [1, 3600000].
+    """
     numa_balancing: int = 1  # kernel.numa_balancing
     numa_balancing_scan_delay_ms: int = 1000
     numa_balancing_scan_period_min_ms: int = 1000
@@ -106,7 +195,24 @@ class NumaBalancing:
 @dataclass(frozen=True)
 class SchedNuma:
     """The fault-driven home-node "sched-numa rewrite" (variant B of spec schednuma.md §3, as
-    re-posted 25 Oct 2012: B-late). /proc/sys/kernel/sched_numa_* and sched features."""
+    re-posted 25 Oct 2012: B-late). /proc/sys/kernel/sched_numa_* and sched features.
+
+    Attributes (unit; allowed range, as ``RANGES`` checks it):
+    - ``sched_numa_scan_period_min_ms``: ms, the shortest period between two scans of a task (<=
+      ``sched_numa_scan_period_max_ms``); [1, 3600000].
+    - ``sched_numa_scan_period_max_ms``: ms, the longest one; [1, 3600000].
+    - ``sched_numa_scan_size_mb``: MiB of address space armed per scan; [1, 65536].
+    - ``sched_numa_scan_delay_ms``: ms of CPU time a new task runs before its first scan;
+      [0, 3600000].
+    - ``sched_numa_settle_count``: scan sequences a home node is kept for (with ``numa_settle``);
+      [0, 1000].
+    - ``numa_migration``: flag, feature NUMA_MIGRATION: act on the statistics (home node,
+      migration); 0 or 1.
+    - ``numa_settle``: flag, feature NUMA_SETTLE: keep a home node for ``sched_numa_settle_count``
+      scan sequences; 0 or 1.
+    - ``balance_interval_millisecs``: ms [I]: how often a busy CPU's load balancer tries the
+      NUMA_PULL_BIAS exchange; [1, 60000].
+    """
     sched_numa_scan_period_min_ms: int = 100
     sched_numa_scan_period_max_ms: int = 1600
     sched_numa_scan_size_mb: int = 256
@@ -121,7 +227,25 @@ class SchedNuma:
 @dataclass(frozen=True)
 class NumaCore:
     """numa/core "adaptive NUMA affinity", v18 / unified tree v1 (variant C of spec schednuma.md §4,
-    /proc/sys/kernel/sched_numa_* and the constants of §4.9)."""
+    /proc/sys/kernel/sched_numa_* and the constants of §4.9).
+
+    Attributes (unit; allowed range, as ``RANGES`` checks it):
+    - ``sched_numa_scan_delay_ms``: ms of CPU time a new task runs before its first scan;
+      [0, 3600000].
+    - ``sched_numa_scan_period_min_ms``: ms, the shortest period between two scans of a task (<=
+      ``sched_numa_scan_period_max_ms``); [1, 3600000].
+    - ``sched_numa_scan_period_max_ms``: ms, the longest one; [1, 3600000].
+    - ``sched_numa_scan_size_min_mb``: MiB, the smallest adaptive scan size (<=
+      ``sched_numa_scan_size_max_mb``); [1, 65536].
+    - ``sched_numa_scan_size_max_mb``: MiB, the largest one; [1, 65536].
+    - ``sched_numa_rss_threshold_mb``: MiB: smaller processes are not NUMA candidates (0: off);
+      [0, 1048576].
+    - ``converged_permille``: per mille: a convergence strength at or above it (900: 921/1024) makes
+      the max node the convergence node; [0, 1000].
+    - ``placement_interval_millisecs``: ms: task placement runs at least this often; [1, 3600000].
+    - ``buddy_quorum``: threads: NUMA_POLICY_MANYBUDDIES interleaves a shared task's pages over the
+      nodes running at least this many of its buddies; [1, 4096].
+    """
     sched_numa_scan_delay_ms: int = 1000
     sched_numa_scan_period_min_ms: int = 100
     sched_numa_scan_period_max_ms: int = 1600
@@ -137,7 +261,25 @@ class NumaCore:
 class Costs:
     """CPU cost of each kernel event, ns [I]. Charged to the thread that takes the event (faults,
     first touch, task exchange) or to the threads running on the daemon's node (knuma_migrated
-    on its node; knuma_scand and khugepaged, unbound, spread over all running threads)."""
+    on its node; knuma_scand and khugepaged, unbound, spread over all running threads).
+
+    Attributes (unit; allowed range, as ``RANGES`` checks it):
+    - ``hinting_fault_ns``: ns: trap + pte/pmd fixup + TLB work of one NUMA hinting fault;
+      [0, 10000000].
+    - ``hinting_fault_per_page_ns``: ns per 4 KiB page ``numa_hinting_fault()`` handles (a pmd
+      fault: 512); [0, 100000].
+    - ``first_touch_per_page_ns``: ns per 4 KiB page: page fault + clear_page at ~16 GB/s;
+      [0, 100000].
+    - ``scan_per_pte_ns``: ns per pte knuma_scand visits; [0, 100000].
+    - ``scan_per_pmd_ns``: ns per pmd knuma_scand visits (THP or page-table pmd); [0, 1000000].
+    - ``scan_tlb_flush_ns``: ns: flush + mmu notifier after each ``knumad_do_scan`` call;
+      [0, 10000000].
+    - ``migrate_per_page_ns``: ns per 4 KiB page migrated: isolate + unmap + copy (~3 GB/s) + remap;
+      [0, 1000000].
+    - ``exchange_ns``: ns: ``stop_one_cpu`` move of one task; [0, 100000000].
+    - ``collapse_per_page_ns``: ns per 4 KiB page khugepaged copies into a new huge page;
+      [0, 1000000].
+    """
     hinting_fault_ns: int = 1000  # trap + pte/pmd fixup + TLB work of one NUMA hinting fault
     hinting_fault_per_page_ns: int = 50  # numa_hinting_fault() per 4 KiB page handled (pmd fault: 512)
     first_touch_per_page_ns: int = 250  # page fault + clear_page of a 4 KiB page at ~16 GB/s
@@ -151,7 +293,19 @@ class Costs:
 
 @dataclass(frozen=True)
 class Sched:
-    """The scheduler's noise: what other activity does to the benchmark's threads [I]."""
+    """The scheduler's noise: what other activity does to the benchmark's threads [I].
+
+    Attributes (unit; allowed range, as ``RANGES`` checks it):
+    - ``noise_migrations_per_sec``: moves per second, machine-wide: cross-node moves of a running
+      thread caused by other activity (kernel threads, wake-ups, interrupts); [0.0, 10000.0].
+    - ``speed_jitter_permille``: per mille: stationary standard deviation of each thread's speed
+      around nominal (AR(1)); [0, 400].
+    - ``speed_correlation_ms``: ms: correlation time of that wander; [1, 3600000].
+    - ``phase_jitter_permille``: per mille of a tick: each thread's accesses within a tick start at
+      a random offset in [0, tick * this / 1000); [0, 1000].
+    - ``active_balance_millisecs``: ms: Linux 3.6 active balancing pushes at most one running task
+      onto an idle node this often (0: never); [0, 3600000].
+    """
     # Cross-node moves of a running thread caused by other activity (kernel threads, wake-ups,
     # interrupts), machine-wide. The same value for every policy on a machine; AutoNUMA's CFS
     # hooks refuse a move away from task_selected_nid (spec §6.3).
@@ -172,6 +326,29 @@ class Sched:
 
 @dataclass(frozen=True)
 class Knobs:
+    """Every tuning knob of one configuration, grouped as the kernel exposes them; the defaults are
+    the kernel's. Frozen: change knobs with ``with_overrides(Knobs(), {"autonuma.knuma_scand.pages_to_scan":
+    65536})``. A knob's path is its sysfs / sysctl path below the group (``flatten`` lists them all);
+    ``RANGES`` holds each one's allowed range and ``validate`` checks them (before any compile),
+    plus ``ORDERED``: every ``*_min_*`` knob <= its ``*_max_*`` twin. Integer knobs take ints (an
+    integral float is accepted and normalised), 0/1 flags take 0 or 1.
+
+    Every group exists under every policy; where each one acts:
+
+    - ``autonuma`` (``Autonuma``, /sys/kernel/mm/autonuma/): policy ``autonuma24`` (and
+      ``scheduler.load_balance_strict`` under ``sched_numa`` and ``numa_core`` too, whose affinity
+      steers the same CFS load balancer).
+    - ``balancenuma`` (``Balancenuma``): policy ``balancenuma`` (Linux 3.8).
+    - ``numa_balancing`` (``NumaBalancing``): policy ``numa_balancing`` (Linux 3.13).
+    - ``sched_numa`` (``SchedNuma``): policy ``sched_numa``.
+    - ``numa_core`` (``NumaCore``): policy ``numa_core``.
+    - ``transparent_hugepage`` (``TransparentHugepage``, /sys/kernel/mm/transparent_hugepage/):
+      every policy (2 MiB page units).
+    - ``costs`` (``Costs``, [I]): CPU cost of kernel events, ns; every policy.
+    - ``sched`` (``Sched``, [I]): the scheduler's noise; every policy.
+
+    [I]: a modelling assumption, not a kernel knob.
+    """
     autonuma: Autonuma = field(default_factory=Autonuma)
     balancenuma: Balancenuma = field(default_factory=Balancenuma)
     numa_balancing: NumaBalancing = field(default_factory=NumaBalancing)
@@ -256,7 +433,8 @@ RANGES: dict[str, tuple] = {
 
 
 def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
-    """Knobs dataclass -> {"autonuma.knuma_scand.pages_to_scan": 32768, ...}."""
+    """Knobs dataclass -> {"autonuma.knuma_scand.pages_to_scan": 32768, ...}: every knob under its
+    dotted path (the keys of ``RANGES``, the knob columns of the result tables)."""
     out = {}
     for f in fields(obj):
         v = getattr(obj, f.name)
@@ -269,7 +447,17 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def with_overrides(knobs: Knobs, overrides: dict[str, Any]) -> Knobs:
-    """Return ``knobs`` with dotted-path overrides applied; unknown paths are a ConfigError."""
+    """Return ``knobs`` with dotted-path overrides applied; unknown paths are a ConfigError.
+
+    Args:
+        knobs: the knobs to start from (``Knobs()``: the kernel defaults); not modified (frozen).
+        overrides: knob path -> value, a path as ``flatten`` names it
+            (``"autonuma.knuma_scand.pages_to_scan"``: /sys/kernel/mm/autonuma/knuma_scand/pages_to_scan).
+
+    Raises ``ConfigError`` for an unknown path, or a path naming a group rather than a knob. Values
+    are not range-checked here: ``validate`` (called by ``simulate`` through ``validate_run``)
+    checks every knob against ``RANGES`` before anything compiles.
+    """
     for path, value in overrides.items():
         knobs = _set(knobs, path.split("."), value, path)
     return knobs

@@ -4,14 +4,21 @@ A chunk is ``reports_per_chunk`` report intervals; each interval is a scan over 
 emits one time-series row. Between chunks control returns to Python (progress, early stop when
 every configuration has finished, checkpoints). Configurations are grouped into buckets of equal
 static shapes; each bucket compiles once.
+
+The module itself is callable: ``autonuma_jax.simulate(cfgs)`` is ``simulate.simulate(cfgs)``
+(see ``_CallableModule`` at the end), so ``import autonuma_jax.simulate as m`` gives this module
+while the package's ``an.simulate(cfgs)`` keeps working.
 """
 from __future__ import annotations
 
 import functools
+import inspect
 import os
+import sys
 import time
+import types
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence, Union, cast
 
 import jax
 import jax.numpy as jnp
@@ -20,10 +27,16 @@ import numpy as np
 from . import invariants
 from . import params as P
 from .config import RunConfig, build_static, shape_key, validate_run
+from .errors import ConfigError
+from .progress import Progress, ProgressRecord, chunks_of
 from .pytree import pytree_dataclass, replace
 from .state import T_DONE, init_state, zero_counters
 from .static import Static
 from .tick import step, step_batch
+
+if TYPE_CHECKING:
+    from .params import Params
+    from .state import State
 
 # Skip phases no configuration of the batch needs in a tick (tick.step_batch); False: plain vmap.
 GATED = True
@@ -123,17 +136,96 @@ def release_compiled() -> None:
 
 @dataclass
 class Result:
+    """What one configuration produced: its time series (``rows``) and end state (``final``).
+
+    Attributes:
+        config: the configuration as simulated (validated and normalised by ``validate_run``:
+            numbers as float/int, a machine preset kept as its name).
+        static: the shapes of its batch (``static.Static``): ``n_nodes`` (N), ``n_tasks`` (T
+            threads), ``n_mms`` (M processes), ``tick_s``, ``report_ticks`` ...
+        rows: the time series, name -> ``np.ndarray`` whose leading axis R is the report rows of
+            this configuration: one per ``sim.report_interval_ms``, stopping at the first row that
+            reached the configuration's end (all threads done with ``stop_when_done``, or
+            ``sim.duration_s``). Interval counters are reset at every row; snapshots are the state
+            at the row's end. Keys (the fields of ``Row``), all int32 unless noted:
+
+            - ``tick`` [R]: tick at the row's end (ticks of ``sim.tick_ms``).
+            - ``local_kib``, ``total_kib`` [R]: KiB the threads wrote to their own node / in all,
+              in the interval (their ratio is the local fraction, ``metrics.local_fraction``).
+            - ``hinting_faults`` [R]: NUMA hinting fault events (pmd or pte) in the interval.
+            - ``fault_pages`` [R]: 4 KiB pages those faults handled.
+            - ``pages_queued``, ``pages_migrated`` [R]: 4 KiB pages queued for / moved by migration
+              in the interval.
+            - ``exchanges`` [R]: task exchanges / NUMA task moves of the policy in the interval.
+            - ``noise_moves``, ``lb_moves`` [R]: cross-node moves of threads by other activity, and
+              CFS load-balancing pulls, in the interval.
+            - ``overhead_us`` [R, 5]: kernel CPU time (us) in the interval per source
+              (``metrics.OVERHEAD_NAMES``: scan, fault, migrate, exchange, collapse).
+            - ``full_scans``, ``pages_scanned`` [R]: knuma_scand's running totals (snapshot).
+            - ``mm_node_pages`` [R, M, N]: 4 KiB pages of each process on each node (the nmstat
+              view, snapshot).
+            - ``task_node`` [R, T]: node of each thread's CPU (-1: not running).
+            - ``task_selected_nid`` [R, T]: each thread's ``task_selected_nid`` (-1: none).
+            - ``nr_migrate_pages`` [R, N]: 4 KiB pages queued towards each node (snapshot).
+            - ``free_pages`` [R, N]: free 4 KiB pages of each node (snapshot).
+            - ``tasks_done`` [R]: threads that finished their work (snapshot).
+            - ``invariants_ok`` [R, K] bool: with ``sim.check_invariants``, each invariant of
+              ``invariants.NAMES`` held at the row's end; [R, 0] otherwise.
+        final: the end state, name -> ``np.ndarray`` (int32):
+
+            - ``finish_tick`` [T]: tick at which each thread finished its work (-1: it did not).
+            - ``tick`` []: the configuration's last tick.
+            - ``full_scans``, ``pages_scanned`` []: knuma_scand's totals (sysfs counters).
+            - ``pages_migrated`` []: knuma_migrated's ``pages_migrated`` (4 KiB pages).
+            - ``task_numa_fault`` [T, N], ``mm_numa_fault`` [M, N]: AutoNUMA's per-thread and
+              per-process NUMA fault statistics (the process's: its last completed scan).
+            - ``task_selected_nid`` [T]: each thread's ``task_selected_nid`` (-1: none).
+            - ``tot_<counter>``: the run's total of every field of ``state.Counters``
+              (``tot_hinting_faults``, ``tot_exchanges``, ``tot_overhead_us`` [5], ``tot_local_mib``,
+              ``tot_total_mib``, ...), the same units as the rows'.
+    """
     config: RunConfig
     static: Static
-    rows: dict  # name -> np.ndarray [R, ...]
-    final: dict  # name -> np.ndarray (final counters and task data)
+    rows: dict[str, np.ndarray]
+    final: dict[str, np.ndarray]
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, str | int | float | bool]:
+        """The summary metrics of this run (``metrics.summarize``): a new dict of plain Python values.
+
+        Keys:
+            - ``label`` (str): ``config.label()``, ``"<machine>/<workload>/<policy>/seed<seed>"``.
+            - ``policy`` (str), ``seed`` (int): the configuration's.
+            - ``finished`` (bool): every thread finished its work within the run.
+            - ``runtime_s`` (float, simulated s): when the last thread finished; NaN when one did not.
+            - ``sim_s`` (float, simulated s): how long the run lasted (its last tick).
+            - ``local_fraction_final`` (float in [0, 1]): the byte-weighted local fraction of the
+              writes over the last 10 % of the rows in which work was done; NaN when none was.
+            - ``converge_s`` (float, simulated s): end of the earliest steady row (before the first
+              thread finished: ``metrics.steady_rows``) from which the local fraction of every later
+              steady row stays within ``metrics.CONVERGED_TOLERANCE`` (0.05) of the steady final
+              locality; the last steady row when it never settles.
+            - ``converged`` (bool): the locality really settled (for longer than the final window,
+              above 1 / nodes: ``metrics.converged``); read it before trusting ``converge_s``.
+            - ``pages_migrated`` (int, 4 KiB pages): pages moved by the policy's migration.
+            - ``full_scans`` (int, passes): complete passes of knuma_scand over the processes.
+            - ``pages_scanned`` (int, 4 KiB pages): pages knuma_scand visited.
+            - ``hinting_faults`` (int, faults): NUMA hinting fault events.
+            - ``exchanges`` (int, moves): task exchanges / NUMA task moves of the policy.
+            - ``noise_moves`` (int, moves): cross-node thread moves caused by other activity.
+            - ``lb_moves`` (int, moves): CFS load-balancing pulls.
+            - ``queue_overflows`` (int, page units): migration queueings refused by a full queue.
+            - ``capped_ticks`` (int, thread-ticks): a thread reached the engine's per-tick capacity
+              (``Static.units_per_tick``) and its rate was cut.
+            - ``oom_pages`` (int, 4 KiB pages): allocations that found no room on any node.
+            - ``overhead_cpu_s`` (float, CPU s): kernel CPU time of the policy, all sources.
+            - ``overhead_scan_s``, ``overhead_fault_s``, ``overhead_migrate_s``,
+              ``overhead_exchange_s``, ``overhead_collapse_s`` (float, CPU s): the same per source.
+        """
         from .metrics import summarize
         return summarize(self)
 
 
-def batch_sharding(devices=None):
+def batch_sharding(devices: Sequence[jax.Device] | None = None) -> tuple[jax.sharding.NamedSharding | None, int]:
     """NamedSharding of the configuration axis over the local devices (None for one device)."""
     devs = list(devices) if devices is not None else jax.local_devices()
     if len(devs) <= 1:
@@ -148,18 +240,37 @@ def batch_sharding(devices=None):
 
 @dataclass
 class Bucket:
-    """One compiled batch: configurations sharing a Static, sharded over the local devices."""
+    """One compiled batch: configurations sharing a Static, sharded over the local devices.
+
+    ``simulate`` builds and runs these for you; use one directly to checkpoint, resume or stop a
+    run between chunks (``run``'s arguments).
+
+    Attributes:
+        static: the shapes every configuration of the batch shares (one compiled program).
+        configs: the (validated) configurations, B of them.
+        params: their traced values stacked (``params.Params``, leading axis B + ``n_pad``),
+            placed on the devices.
+        n_pad: padding rows (copies of the last configuration) that make the batch divisible by
+            the number of devices; dropped from the results.
+        sharding: the sharding of the configuration axis over the devices (None on one device).
+        state: the batch's state (``state.State``, leading axis B + ``n_pad``); None before
+            ``init``.
+        rows: the time-series rows of every chunk run so far, one ``Row`` of numpy arrays
+            [B + n_pad, reports in the chunk, ...] per chunk.
+        reports_done: report intervals simulated so far (of ``static.n_reports``).
+    """
     static: Static
-    configs: list
-    params: object
+    configs: list[RunConfig]
+    params: Params | None
     n_pad: int = 0
-    sharding: object = None
-    state: object = None
-    rows: list = field(default_factory=list)
+    sharding: jax.sharding.NamedSharding | None = None
+    state: State | None = None
+    rows: list[Row] = field(default_factory=list)
     reports_done: int = 0
 
     @classmethod
-    def build(cls, configs: Sequence[RunConfig], devices=None, reports_per_chunk: int = 10) -> "Bucket":
+    def build(cls, configs: Sequence[RunConfig], devices: Sequence[jax.Device] | None = None,
+              reports_per_chunk: int = 10) -> Bucket:
         from . import resources
         static = build_static(configs)
         sharding, n_dev = batch_sharding(devices)
@@ -171,24 +282,27 @@ class Bucket:
         b.params = b.place(P.stack(plist))
         return b
 
-    def place(self, tree):
+    def place(self, tree: Any) -> Any:
         if self.sharding is None:
             return jax.tree_util.tree_map(jnp.asarray, tree)
         return jax.device_put(tree, self.sharding)
 
-    def init(self):
+    def init(self) -> None:
         self.state = compiled_init(self.static)(self.params)
         self.rows = []
         self.reports_done = 0
 
     def all_done(self) -> bool:
         """Every thread finished, and no process slot has a respawn left."""
-        return bool(np.all(np.asarray(self.state.tasks.phase) == T_DONE)
-                    and np.all(np.asarray(self.state.mms.generation) >= np.asarray(self.params.workload.mm_respawns)))
+        state, params = self.state, self.params
+        assert state is not None and params is not None, "Bucket.init() first"
+        return bool(np.all(np.asarray(state.tasks.phase) == T_DONE)
+                    and np.all(np.asarray(state.mms.generation) >= np.asarray(params.workload.mm_respawns)))
 
-    def run(self, reports_per_chunk: int = 10, stop_when_done: bool = True, on_chunk: Callable | None = None,
-            checkpoint: str | None = None, checkpoint_every: int = 1, should_stop: Callable | None = None,
-            resume: bool = True, final_checkpoint: bool = False) -> list:
+    def run(self, reports_per_chunk: int = 10, stop_when_done: bool = True,
+            on_chunk: Callable[[Bucket], object] | None = None, checkpoint: str | None = None,
+            checkpoint_every: int = 1, should_stop: Callable[[], bool] | None = None, resume: bool = True,
+            final_checkpoint: bool = False) -> list[Result]:
         """Run to the end (or until every configuration finished).
 
         With ``checkpoint``, the state is saved there every ``checkpoint_every`` chunks (0: never
@@ -213,7 +327,7 @@ class Bucket:
         if self.state is None:
             self.init()
         total = self.static.n_reports
-        k = max(1, min(reports_per_chunk, total))
+        k = max(1, min(reports_per_chunk, total))  # progress.chunks_of counts the chunks this loop takes
         chunks = 0
         while self.reports_done < total and not (stop_when_done and self.reports_done and self.all_done()):
             n = min(k, total - self.reports_done)
@@ -236,7 +350,7 @@ class Bucket:
             save()
         return self.results()
 
-    def _raise_violations(self, rows):
+    def _raise_violations(self, rows: Row) -> None:
         ok = np.asarray(rows.invariants_ok)[: len(self.configs)]  # [B, R, K]
         bad = np.argwhere(~ok)
         if len(bad):
@@ -245,7 +359,7 @@ class Bucket:
             raise InvariantViolation(f"invariant {invariants.NAMES[k]} violated by tick {tick} "
                                      f"in config[{i}] ({self.configs[i].label()})")
 
-    def results(self) -> list:
+    def results(self) -> list[Result]:
         rows = {f: np.concatenate([np.asarray(getattr(r, f)) for r in self.rows], axis=1) for f in Row.__dataclass_fields__}
         st = jax.tree_util.tree_map(np.asarray, self.state)
         out = []
@@ -271,24 +385,110 @@ def own_rows(ticks: np.ndarray, end_tick: int) -> int:
     return int(at[0]) + 1 if len(at) else len(ticks)
 
 
-def make_buckets(configs: Sequence[RunConfig], devices=None) -> list:
+def make_buckets(configs: Sequence[RunConfig], devices: Sequence[jax.Device] | None = None
+                 ) -> list[tuple[list[int], Bucket]]:
     """Validate every configuration (before any compile; the checked, normalised configurations are
     the ones simulated) and group them by shape."""
     configs = [validate_run(c, i if len(configs) > 1 else None) for i, c in enumerate(configs)]
-    groups: dict = {}
+    groups: dict[tuple, list[int]] = {}
     for i, c in enumerate(configs):
         groups.setdefault(shape_key(c), []).append(i)
     return [(idx, Bucket.build([configs[i] for i in idx], devices)) for idx in groups.values()]
 
 
+# what simulate's `progress` accepts (a runtime alias: spelt with Union for Python 3.10)
+ProgressArg = Union[bool, None, Callable[[ProgressRecord], object]]
+
+
 def simulate(configs: Sequence[RunConfig] | RunConfig, reports_per_chunk: int = 10, stop_when_done: bool = True,
-             on_chunk: Callable | None = None, devices=None) -> list:
-    """Simulate configurations; returns one Result per configuration, in input order."""
+             on_chunk: Callable[[Bucket], object] | None = None, devices: Sequence[jax.Device] | None = None,
+             progress: ProgressArg = True, progress_interval_s: float = 10.0) -> list[Result]:
+    """Simulate configurations; returns one ``Result`` per configuration, in input order.
+
+    Every configuration is validated first (a bad one raises ``ConfigError`` before anything
+    compiles); configurations of equal static shapes share one compiled, vmapped batch.
+
+    Args:
+        configs: one ``RunConfig`` or a sequence of them.
+        reports_per_chunk: report intervals per compiled call (>= 1; fewer if the run is
+            shorter). Control returns to Python between chunks: the grain of progress reports,
+            of ``on_chunk`` and of the early stop.
+        stop_when_done: stop a batch at the end of the first chunk in which every thread of every
+            configuration has finished (results are the same: each configuration's rows end at its
+            own end); False: always simulate ``sim.duration_s``.
+        on_chunk: called with the running ``Bucket`` after every chunk.
+        devices: the devices to shard each batch over (default: ``jax.local_devices()``).
+        progress: True (default): a plain line on stderr at most every ``progress_interval_s``
+            (chunks done / total, configurations, batch, simulated seconds reached, elapsed, ETA),
+            and a last one at the end; a run shorter than the interval prints nothing. No bar and
+            no carriage returns, so it reads the same in a notebook, a log file or a terminal.
+            False or None: silent. A callable: called with a ``ProgressRecord`` after every chunk
+            and once more at the end (``final=True``), and nothing is printed.
+        progress_interval_s: seconds between two progress lines, in [0, 86400] (0: a line
+            after every chunk, from the first one).
+
+    Progress only reads the batch between chunks: results are the same with or without it.
+    """
+    t0 = time.time()
+    if progress is not None and not isinstance(progress, bool) and not callable(progress):
+        raise ConfigError(f"progress={progress!r}: must be True, False or a callable taking a ProgressRecord")
+    from . import checks
+    interval = checks.number("progress_interval_s", progress_interval_s, 0, 86400)
     if isinstance(configs, RunConfig):
         configs = [configs]
-    out = [None] * len(configs)
-    for idx, bucket in make_buckets(configs, devices):
-        res = bucket.run(reports_per_chunk=reports_per_chunk, stop_when_done=stop_when_done, on_chunk=on_chunk)
+    out: list[Result | None] = [None] * len(configs)
+    buckets = make_buckets(configs, devices)
+    n_chunks = [chunks_of(b.static.n_reports, reports_per_chunk) for _, b in buckets]
+    prog = None
+    if progress is not None and progress is not False:
+        cb = None if isinstance(progress, bool) else progress
+        # lines only (never a bar): stderr is a notebook cell or a log as often as a terminal
+        prog = Progress(sum(n_chunks), len(configs), mode="off" if cb is not None else "lines", interval_s=interval,
+                        stream=sys.stderr, callback=cb, n_batches=len(buckets), quiet_s=interval, t0=t0)
+    for (idx, bucket), n in zip(buckets, n_chunks):
+        hook = on_chunk
+        if prog is not None:
+            prog.new_batch()
+            before = prog.done
+            hook = _both(prog.update, on_chunk)
+        res = bucket.run(reports_per_chunk=reports_per_chunk, stop_when_done=stop_when_done, on_chunk=hook)
+        if prog is not None:
+            prog.skip(n - (prog.done - before))  # chunks an early stop made unnecessary
         for i, r in zip(idx, res):
             out[i] = r
-    return out
+    if prog is not None:
+        prog.close()
+    return cast("list[Result]", out)  # every slot is filled: the buckets partition the inputs
+
+
+def _both(first: Callable[[Bucket], object], second: Callable[[Bucket], object] | None) -> Callable[[Bucket], None]:
+    def hook(bucket: Bucket) -> None:
+        first(bucket)
+        if second is not None:
+            second(bucket)
+    return hook
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable as its ``simulate`` function.
+
+    Why: the package exported the function ``simulate`` under the name of this module, so the
+    attribute ``autonuma_jax.simulate`` was the function and ``import autonuma_jax.simulate as m``
+    (which reads that attribute) gave the function instead of the module. Renaming the module
+    would break every ``from autonuma_jax.simulate import Bucket`` in and outside the project, and
+    renaming the function would break the README's ``an.simulate(cfgs)``; a callable module
+    keeps both: the package's attribute is the module again, and calling it calls the function.
+    (Type checkers see the function: ``autonuma_jax/__init__.py`` imports it under
+    ``TYPE_CHECKING``.)
+    """
+
+    def __call__(self, configs: Sequence[RunConfig] | RunConfig, *args: Any, **kwargs: Any) -> list[Result]:
+        return simulate(configs, *args, **kwargs)
+
+    @property
+    def __signature__(self) -> inspect.Signature:  # inspect.signature, help(), IPython: the function's
+        return inspect.signature(simulate)
+
+
+_CallableModule.__call__.__doc__ = simulate.__doc__
+sys.modules[__name__].__class__ = _CallableModule

@@ -72,7 +72,6 @@ import shlex
 import sys
 import tempfile
 import time
-import warnings
 from typing import Callable, Sequence
 
 import numpy as np
@@ -83,7 +82,8 @@ from . import config as C
 from .knobs import Knobs, with_overrides
 from .machine import PRESETS
 from . import plots
-from .metrics import local_fraction
+from .analysis import stats
+from .analysis import validation_plots as VP
 from .workloads import BENCHMARKS, build_variant
 
 # every preset that models a box with published baselines (baselines.py), SMT off and on for M3
@@ -123,80 +123,14 @@ CSV_COLUMNS = (
     "overhead_cpu_s", "exchanges", "full_scans", "hinting_faults", "queue_overflows", "oom_pages",
     "sim_s", "duration_s", "cell_wall_s",
     "published_s", "published_ratio_hard_bind", "published_error", "published_source",
-    "spread_r2_converge", "alternative",
+    "spread_r2_converge", "alternative", "converged",
 )
 
 
-# ---- statistics ------------------------------------------------------------------------------
+# ---- statistics: one home for every table and plot (analysis/stats.py) -----------------------
 
-def t_two_sided_prob(t: float, df: int) -> float:
-    """P(|T| <= t) for Student's t with integer ``df`` >= 1 (closed form, Abramowitz & Stegun
-    26.7.3-4: a finite series in cos(theta), theta = atan(t / sqrt(df)))."""
-    if t <= 0:
-        return 0.0
-    if math.isinf(t):
-        return 1.0
-    th = math.atan(t / math.sqrt(df))
-    s, c = math.sin(th), math.cos(th)
-    c2 = c * c
-    if df % 2 == 1:
-        total, term = 0.0, c  # cos + 2/3 cos^3 + (2*4)/(3*5) cos^5 + ... up to cos^(df-2)
-        for k in range(1, (df - 1) // 2 + 1):
-            total += term
-            term *= c2 * (2 * k) / (2 * k + 1)
-        return min(1.0, 2 / math.pi * (th + s * total))  # df == 1: total == 0
-    total, term = 0.0, 1.0  # 1 + 1/2 cos^2 + (1*3)/(2*4) cos^4 + ... up to cos^(df-2)
-    for k in range(1, df // 2 + 1):
-        total += term
-        term *= c2 * (2 * k - 1) / (2 * k)
-    return min(1.0, s * total)
-
-
-def t_quantile(level: float, df: int) -> float:
-    """The two-sided critical value t with P(|T| <= t) = ``level`` (e.g. 0.95), by bisection."""
-    if not (0 < level < 1) or df < 1:
-        raise ValueError(f"t_quantile: level={level} must be in (0, 1) and df={df} >= 1")
-    lo, hi = 0.0, 1.0
-    while t_two_sided_prob(hi, df) < level:
-        hi *= 2
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if t_two_sided_prob(mid, df) < level:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo < 1e-12 * max(1.0, hi):
-            break
-    return 0.5 * (lo + hi)
-
-
-def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float, int]:
-    """(mean, half-width of the ``level`` confidence interval of the mean, n).
-
-    Student's t with n - 1 degrees of freedom: t * sd / sqrt(n), sd with ddof = 1. NaN values are
-    ignored. n == 0: (NaN, NaN, 0); n == 1: (value, NaN, 1), as no spread can be estimated.
-    """
-    x = np.asarray([v for v in values if v is not None and not math.isnan(float(v))], dtype=np.float64)
-    n = len(x)
-    if n == 0:
-        return float("nan"), float("nan"), 0
-    mean = float(x.mean())
-    if n == 1:
-        return mean, float("nan"), 1
-    sd = float(x.std(ddof=1))
-    return mean, t_quantile(level, n - 1) * sd / math.sqrt(n), n
-
-
-def _nanmean(values) -> float:
-    x = np.asarray([float(v) for v in values], dtype=np.float64)
-    x = x[~np.isnan(x)]
-    return float(x.mean()) if len(x) else float("nan")
-
-
-def _nansd(values) -> float:
-    x = np.asarray([float(v) for v in values], dtype=np.float64)
-    x = x[~np.isnan(x)]
-    return float(x.std(ddof=1)) if len(x) > 1 else float("nan")
+t_two_sided_prob, t_quantile, mean_ci = stats.t_two_sided_prob, stats.t_quantile, stats.mean_ci
+_nanmean, _nansd = stats.nanmean, stats.nansd
 
 
 def _cpus_per_bandwidth(machine) -> float:
@@ -321,6 +255,7 @@ def aggregate(summaries: Sequence[dict], machine: str, workload: str, policies: 
             local_fraction_final=_nanmean(s["local_fraction_final"] for s in runs),
             local_fraction_final_sd=_nansd(s["local_fraction_final"] for s in runs),
             converge_s=_nanmean(s["converge_s"] for s in runs),
+            converged=_nanmean(float(s["converged"]) for s in runs if "converged" in s),  # fraction of seeds
             pages_migrated=_nanmean(s["pages_migrated"] for s in runs),
             migrated_mib=_nanmean(s["pages_migrated"] for s in runs) * 4 / 1024,
             overhead_cpu_s=_nanmean(s["overhead_cpu_s"] for s in runs),
@@ -628,7 +563,8 @@ def markdown_report(rows: Sequence[dict], meta: dict) -> str:
                "seeds. An unfinished run has no runtime: the cell shows a lower bound and no ratio. Caveats: the "
                "last 10 % of working rows is the tail of the run, when only a few threads are left and the load "
                "balancer may move them, so a low final locality with a good runtime points at the tail; converge s "
-               "is the run's last working row when the locality never settles; full scans counts knuma_scand "
+               "(metrics.py) leaves that end-game out and is the last row before it when the locality never "
+               "settles; full scans counts knuma_scand "
                "passes (AutoNUMA only).")
     for m in dict.fromkeys(r["machine"] for r in rows):
         rs = [r for r in rows if r["machine"] == m]
@@ -647,70 +583,9 @@ def markdown_report(rows: Sequence[dict], meta: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-# ---- plots -----------------------------------------------------------------------------------
+# ---- plots (analysis/validation_plots.py) ----------------------------------------------------
 
-def locality_curves(results) -> dict:
-    """policy -> (t [s], per-seed local fractions [seeds, rows], mean over the seeds still working)
-    of one cell; rows of unequal length are padded with NaN (a configuration whose threads are all
-    done has no local fraction)."""
-    out = {}
-    for p in dict.fromkeys(r.config.policy for r in results):
-        rs = [r for r in results if r.config.policy == p]
-        n = max(len(r.rows["tick"]) for r in rs)
-        arr = np.full((len(rs), n), np.nan)
-        for i, r in enumerate(rs):
-            lf = local_fraction(r.rows)
-            arr[i, :len(lf)] = lf
-        st = rs[0].static
-        t = np.arange(1, n + 1) * st.report_ticks * st.tick_s
-        with warnings.catch_warnings():  # all-NaN columns (every thread done) stay NaN
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mean = np.nanmean(arr, axis=0)
-        out[p] = (t, arr, mean)
-    return out
-
-
-def plot_locality(curves: dict, path: str, title: str) -> None:
-    """Bold: mean over the seeds still working; thin: each seed."""
-    plt = plots.pyplot()
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for j, (p, (t, arr, mean)) in enumerate(curves.items()):
-        color = f"C{j % 10}"
-        for y in arr:
-            ax.plot(t, y, color=color, lw=0.6, alpha=0.3)
-        ax.plot(t, mean, color=color, lw=1.8, label=f"{p} ({len(arr)} seeds)")
-    plots.finish_locality_axes(fig, ax, title, ylabel="local fraction of accesses")
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110))
-    plt.close(fig)
-
-
-def plot_ratios(rows: Sequence[dict], path: str, title: str) -> None:
-    plt = plots.pyplot()
-    wls = list(dict.fromkeys(r["workload"] for r in rows))
-    pols = list(dict.fromkeys(r["policy"] for r in rows))
-    fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(wls)), 4.5))
-    width = 0.8 / max(1, len(pols))
-    for j, p in enumerate(pols):
-        ys, es = [], []
-        for w in wls:
-            r = next((r for r in rows if r["workload"] == w and r["policy"] == p), None)
-            ref = next((x for x in rows if x["workload"] == w and x["policy"] == "hard_bind"), None)
-            y = r["ratio_hard_bind"] if r else float("nan")
-            e = (r["runtime_ci95_s"] / ref["runtime_s"]) if r and ref and ref["runtime_s"] else float("nan")
-            ys.append(y)
-            es.append(0.0 if math.isnan(e) else e)
-        x = np.arange(len(wls)) + (j - (len(pols) - 1) / 2) * width
-        ax.bar(x, ys, width, yerr=es, label=p, capsize=2)
-    ax.axhline(1.0, color="grey", lw=0.8)
-    ax.set_xticks(np.arange(len(wls)))
-    ax.set_xticklabels(wls, fontsize=8)
-    ax.set_ylabel("runtime / hard_bind runtime")
-    ax.set_title(title)
-    ax.legend(fontsize=7, ncol=2)
-    ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110))
-    plt.close(fig)
+locality_curves, plot_locality, plot_ratios = VP.locality_curves, VP.plot_locality, VP.plot_ratios
 
 
 def plot_nmstat(result, path: str) -> None:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what is needed and run the main job on its embedded default: numa01 on the 2-node 24-CPU
-# machine under hard_bind, autonuma24, none and inverse_bind, as one CPU batch; results.parquet,
+# machine under every policy (the baselines hard_bind, none, inverse_bind, autonuma24 and its rivals),
+# as one CPU batch; results.parquet,
 # timeseries.parquet, plots and an offline wandb run land in outputs/policies/<timestamp>/.
 # Extra arguments are hydra overrides, e.g.  bash scripts/run.sh workload=numa02 sweep.seeds=3
 set -euo pipefail

@@ -30,6 +30,7 @@ def cli_env(cache_dir: str, home: str) -> dict:
         "WANDB_DATA_DIR": os.path.join(home, "wandb-data"),
         "WANDB_SILENT": "true",
         "PYTHONWARNINGS": "ignore",
+        "AUTONUMA_JAX_THROUGHPUT_LOG": os.path.join(home, "throughput.jsonl"),
     })
     env.pop("HYDRA_FULL_ERROR", None)
     return env
@@ -54,6 +55,19 @@ def wandb_run_dir(job_dir) -> Path:
     runs = sorted(Path(job_dir, "wandb").glob("offline-run-*"))
     assert len(runs) == 1, f"expected one offline wandb run in {job_dir}, found {runs}"
     return runs[0]
+
+
+def wandb_runs(job_dir) -> dict:
+    """Every offline wandb run of a job, read back: {display name: read_wandb(...)}, plus the
+    job-level run under the key "job" (job_type other than "combination")."""
+    out = {}
+    for d in sorted(Path(job_dir, "wandb").glob("offline-run-*")):
+        wb = read_wandb(d)
+        out[wb["run"].get("display_name")] = wb
+        if wb["run"].get("job_type") != "combination":
+            assert "job" not in out, "two job-level runs"
+            out["job"] = wb
+    return out
 
 
 def read_wandb(run_dir) -> dict:

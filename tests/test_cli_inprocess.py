@@ -20,7 +20,7 @@ from autonuma_jax.cli.job import run_job  # noqa: E402
 from autonuma_jax.cli.progress import Progress  # noqa: E402
 from autonuma_jax.cli.wandb_log import WandbWarning  # noqa: E402
 
-from cli_helpers import compose, read_wandb, same_number, to_dict, wandb_run_dir  # noqa: E402
+from cli_helpers import compose, same_number, to_dict, wandb_runs  # noqa: E402
 
 SCANS = [4096, 131072]
 PASSES = [250, 1000]
@@ -116,18 +116,28 @@ def test_online_wandb_failure_falls_back_offline(sweep_job, tmp_path, wandb_env,
     out = tmp_path / "j"
     with pytest.warns(WandbWarning, match="wandb.init\\(mode=online\\) failed"):
         info = run_job(job_cfg(["logger=wandb_online", "results.plots=false"]), str(out), group="g", run_name="n")
-    assert modes == ["online", "offline"]
+    # the first run falls back; the other runs of the job go offline at once
+    assert modes == ["online"] + ["offline"] * 5
     assert (out / "results.parquet").exists()
     assert info.wandb_dir and os.path.isdir(info.wandb_dir)
-    wb = read_wandb(wandb_run_dir(out))
+    runs = wandb_runs(out)
     res = pd.read_parquet(out / "results.parquet")
-    # several configurations: the summary holds the mean of each metric over them
-    assert same_number(wb["summary"]["summary"]["runtime_s"], res["runtime_s"].mean())
-    assert wb["summary"]["summary"]["n_configs"] == 4
-    assert wb["run"]["run_group"] == "g"
-    hist = [h for h in wb["history"] if "sim_time_s" in h]
-    label = res["combo_label"].iloc[0]
-    assert all(f"local_fraction/{label}" in h and f"local_fraction_std/{label}" in h for h in hist)
+    # one run per knob combination (one seed each here) and one job run, all in the job's group
+    assert len(runs) == 4 + 1 + 1  # names of 5 runs + the "job" alias
+    job = runs["job"]
+    assert job["summary"]["summary"]["n_configs"] == 4 and job["summary"]["summary"]["n_combinations"] == 4
+    for label in res["combo_label"]:
+        wb = runs[f"n {label}"]
+        row = res[res["combo_label"] == label].iloc[0]
+        assert wb["run"]["run_group"] == "g" and wb["run"]["job_type"] == "combination"
+        cfg = wb["run"]["config"]["update"]
+        assert cfg["autonuma.knuma_scand.pages_to_scan"] == row["autonuma.knuma_scand.pages_to_scan"]
+        assert cfg["autonuma.knuma_scand.scan_sleep_pass_millisecs"] == row["autonuma.knuma_scand.scan_sleep_pass_millisecs"]
+        summ = wb["summary"]["summary"]
+        for m in ("local_fraction_final", "pages_migrated", "hinting_faults"):
+            assert same_number(summ[m], row[m]), m
+        hist = [h for h in wb["history"] if "sim_time_s" in h]
+        assert hist and all("pages_scanned" in h and "threads_done" in h for h in hist)
 
 
 def test_wandb_unavailable_or_broken_never_loses_results(sweep_job, tmp_path, wandb_env, monkeypatch):
@@ -144,7 +154,7 @@ def test_wandb_unavailable_or_broken_never_loses_results(sweep_job, tmp_path, wa
     def boom(*a, **kw):
         raise RuntimeError("disk full (test)")
 
-    monkeypatch.setattr(wandb_log, "curve_rows", boom)
+    monkeypatch.setattr(wandb_log, "history_rows", boom)
     with pytest.warns(WandbWarning, match="wandb logging failed"):
         info = run_job(job_cfg(["results.plots=false"]), str(tmp_path / "b"))
     assert info.wandb_dir is None and (tmp_path / "b" / "results.parquet").exists()

@@ -64,20 +64,31 @@ def test_single_run_offline_wandb_history_and_summary(single):
     res = pd.read_parquet(out / "results.parquet").iloc[0]
     curves = [h for h in hist if "sim_time_s" in h]
     assert len(curves) == res["reports"]
-    label = res["combo_label"]
-    for key in ("sim_time_s", f"local_fraction/{label}", f"local_fraction_std/{label}", f"migrated_mib/{label}",
-                f"exchanges/{label}", f"progress/{label}", "all/local_fraction_mean"):
+    ts = pd.read_parquet(out / "timeseries.parquet").sort_values("sim_time_s")
+    for key in ("sim_time_s", "hinting_faults", "pages_scanned", "pages_migrated", "migrated_mib", "exchanges",
+                "overhead_cpu_s", "overhead/scan_cpu_s", "overhead/fault_cpu_s", "threads_done"):
         assert all(key in h for h in curves), key
+    # the local fraction exists while threads work: where the time series has none, wandb has no NaN
+    for h, lf in zip(sorted(curves, key=lambda h: h["sim_time_s"]), ts["local_fraction"]):
+        assert ("local_fraction" in h) == (lf == lf) and same_number(h.get("local_fraction", lf), lf)
     assert [h["sim_time_s"] for h in curves] == sorted(h["sim_time_s"] for h in curves)
+    assert same_number(sum(h["pages_migrated"] for h in curves), res["pages_migrated"])
     assert any(m.get("step_metric") == "sim_time_s" for m in wb["metrics"])
     summary = wb["summary"]["summary"]
     assert summary["results"]["_type"] == "table-file" and summary["results"]["nrows"] == 1
+    assert any(k.startswith("plots/") for h in hist for k in h)  # the job's plots as wandb images
     metrics = metric_columns(pd.read_parquet(out / "results.parquet"))
-    assert {"runtime_s", "local_fraction_final", "pages_migrated"} <= set(metrics)
+    assert {"runtime_s", "local_fraction_final", "pages_migrated", "converged"} <= set(metrics)
     for m in metrics:
-        assert same_number(summary.get(m), res[m]), (m, summary.get(m), res[m])
+        if res[m] == res[m]:
+            assert same_number(summary.get(m), res[m]), (m, summary.get(m), res[m])
+        else:
+            assert m not in summary  # a value that does not exist is left out, not NaN
     assert wb["run"]["run_group"] == "quick"
-    assert wb["run"]["config"]["update"]["policy"]["autonuma"]["knuma_scand"]["pages_to_scan"] == 8192
+    cfg = wb["run"]["config"]["update"]
+    # flat sysfs-style keys, as in results.parquet
+    assert cfg["autonuma.knuma_scand.pages_to_scan"] == 8192 and cfg["machine"] == "tiny2"
+    assert cfg["combo_label"] == res["combo_label"] and cfg["seeds"] == [0]
 
 
 def test_existing_results_are_not_overwritten(single, env):
@@ -118,8 +129,12 @@ def test_typo_fails_with_hydra_message_in_one_line(env, tmp_path):
 def multirun_basic(env, tmp_path_factory):
     cwd = tmp_path_factory.mktemp("mr")
     sweep = cwd / "mr_basic"
-    run_cli(["-m"] + TINY + ["policy=autonuma24,none", f"hydra.sweep.dir={sweep}"], cwd=cwd, env=env)
+    p = run_cli(["-m"] + TINY + ["policy=autonuma24,none", f"hydra.sweep.dir={sweep}"], cwd=cwd, env=env)
+    MULTIRUN_OUTPUT[str(sweep)] = p.stdout + p.stderr
     return sweep
+
+
+MULTIRUN_OUTPUT: dict = {}
 
 
 def test_multirun_basic_launcher(multirun_basic):
@@ -133,6 +148,27 @@ def test_multirun_basic_launcher(multirun_basic):
         groups.add(wb["run"]["run_group"])
         assert any("sim_time_s" in h for h in wb["history"])
     assert groups == {f"quick/{multirun_basic.name}"}  # one wandb group per hydra sweep
+
+
+def test_multirun_index_and_summary(multirun_basic, env):
+    """The sweep folder gets a README naming each job's overrides and results; the launcher's
+    output ends with where every job's results are and how to merge them; compare reads two jobs."""
+    import subprocess
+    import sys
+    index = (multirun_basic / "README.md").read_text()
+    assert "2 job(s), 2 with results" in index
+    for num, pol in (("0", "autonuma24"), ("1", "none")):
+        line = next(x for x in index.splitlines() if x.startswith(f"| {num} |"))
+        assert f"policy={pol}" in line and f"`{num}/results.parquet`" in line
+    out = MULTIRUN_OUTPUT[str(multirun_basic)]
+    assert "multirun done: 2 of 2 job(s) wrote results" in out
+    assert str(multirun_basic / "0" / "results.parquet") in out and f"autonuma-sim-report {multirun_basic}" in out
+    p = subprocess.run([sys.executable, "-m", "autonuma_jax.analysis.compare", str(multirun_basic / "0"),
+                        str(multirun_basic / "1")], env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "compared: policy: A=autonuma24 B=none" in p.stdout
+    # one seed per side: a difference, but no interval and so no verdict of significance
+    assert "runtime_s: no significant difference on numa01 (tiny2)" in p.stdout and "too few seeds" in p.stdout
 
 
 def test_report_merges_a_multirun(multirun_basic, env):
@@ -153,8 +189,12 @@ def test_report_merges_a_multirun(multirun_basic, env):
 
 def test_multirun_submitit_local_launcher(env, tmp_path):
     sweep = tmp_path / "mr_local"
-    run_cli(["-m", "hydra/launcher=local"] + TINY + ["seed=3,4", "logger=disabled", "results.plots=false",
-                                                     f"hydra.sweep.dir={sweep}"], cwd=tmp_path, env=env)
+    p = run_cli(["-m", "hydra/launcher=local"] + TINY + ["seed=3,4", "logger=disabled", "results.plots=false",
+                                                         f"hydra.sweep.dir={sweep}"], cwd=tmp_path, env=env)
+    # the launcher's output ends with where each job's results are
+    assert "multirun done: 2 of 2 job(s) wrote results" in p.stdout
+    line = next(x for x in p.stdout.splitlines() if x.strip().startswith("job 1 ("))
+    assert "seed=4" in line and line.endswith(str(sweep / "1" / "results.parquet"))
     seeds = sorted(int(pd.read_parquet(sweep / j / "results.parquet").iloc[0]["seed"]) for j in ("0", "1"))
     assert seeds == [3, 4]
     assert (sweep / ".submitit").is_dir()

@@ -1,7 +1,7 @@
 """``autonuma-sim`` / ``python -m autonuma_jax``: the hydra entry point.
 
     autonuma-sim                                   # conf/config.yaml: numa01 on 2node_24cpu, autonuma24
-    autonuma-sim experiment=quick                  # a tiny CPU run in well under a minute
+    autonuma-sim experiment=quick                  # every policy on a tiny machine: seconds once compiled
     autonuma-sim machine=4node_32cpu workload=numa02 policy.autonuma.knuma_scand.pages_to_scan=65536
     autonuma-sim sweep=scan_rate sweep.seeds=4     # in-process sweep: one vmapped batch per shape
     autonuma-sim -m machine=2node_24cpu,4node_32cpu policy=autonuma24,none   # one job per combination
@@ -88,6 +88,11 @@ def hydra_files(cfg: DictConfig) -> dict[str, str]:
 def run(cfg: DictConfig) -> dict:
     warnings.simplefilter("ignore", WandbWarning)  # already in the job's log
     ctx = job_context()
+    if cfg.get("dry_run", False):  # the callback (sweeper.py) stops hydra before this; kept for direct callers
+        from .dryrun import report
+        print(report([("0", OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))],
+                     cfg.sim.get("throughput_log")))
+        return {"out_dir": None, "n_configs": 0, "compiles": 0, "wandb_dir": None}
     container = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     resolved = OmegaConf.to_yaml(cfg, resolve=True)
     group, name = wandb_names(cfg, ctx)
@@ -135,6 +140,9 @@ check_output_writable = preflight.check_output_writable
 def main() -> None:
     """Console-script entry point: one line and exit 2 for whatever hydra refuses (preflight.py)."""
     argv = sys.argv[1:]
+    if "--dry-run" in argv:  # the plain flag users expect, as the hydra-style override it stands for
+        argv = [a for a in argv if a != "--dry-run"] + ["dry_run=true"]
+        sys.argv = sys.argv[:1] + argv
     if not os.path.isdir(CONF_DIR) and not any(a.startswith(("--config-path", "-cp", "--config-dir", "-cd"))
                                                for a in argv):
         print(f"error: the config folder {CONF_DIR} is missing (autonuma-sim runs from a source checkout: "

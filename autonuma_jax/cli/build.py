@@ -2,24 +2,30 @@
 
 Hydra-free on purpose (it works on ``OmegaConf.to_container`` output), so tests and other tools
 can call it directly. Every error is a one-line ``ConfigError``; ranges are checked by the core
-(``validate_run``), not here.
+(``validate_run``), not here. A setting that would silently change nothing (a knob no policy of
+the job reads, knuma_scand/pmd=0 on 2 MiB units, random-search settings of a grid) gets one
+warning line on the ``autonuma_jax.cli`` logger, once per process (``warn_no_ops``).
 """
 from __future__ import annotations
 
 import copy
 import itertools
 import json
+import logging
 import math
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
 
-from ..config import POLICIES, RunConfig, SimConfig
+from ..config import PAGE_UNITS, POLICIES, RunConfig, SimConfig
 from ..errors import ConfigError
 from ..knobs import RANGES, Knobs, flatten, with_overrides
 from ..machine import PRESETS, Machine, get_machine
+from ..static import UNIT_2M as UNIT_2M_PAGES
 from ..workloads import BENCHMARKS, VARIANTS, build_variant, make_workload, numa01, numa02, size_loops_params
+
+log = logging.getLogger("autonuma_jax.cli")
 
 MiB = 1 << 20
 MACHINE_FIELDS = ("name", "n_nodes", "cpus_per_node", "threads_per_core", "mem_per_node_mib", "distance",
@@ -255,6 +261,19 @@ def combinations(sweep: dict) -> list[dict]:
     mode = sweep.get("mode", "none")
     mode = getattr(mode, "name", mode)
     params = sweep_params(sweep)
+    if mode == "none" and params:
+        # An error, not a warning: mode none runs the base configuration alone, so the job would
+        # compute something other than what was written (one point, labelled as no sweep), and a
+        # warning line is easily lost in a long job's log. The fix is one override either way.
+        raise ConfigError(f"sweep.params.{next(iter(params))}: set while sweep.mode=none, which runs only the base "
+                          f"configuration and ignores sweep.params ({', '.join(params)}): set sweep.mode=grid or "
+                          f"random to sweep them, or drop them (sweep=none)")
+    if mode != "random":
+        # samples / sample_seed only shape a random search (their schema defaults: 16 and 0)
+        for key, default in (("samples", 16), ("sample_seed", 0)):
+            if sweep.get(key, default) != default:
+                warn_once(f"sweep.{key}={sweep[key]!r} has no effect with sweep.mode={mode} (only sweep.mode=random "
+                          f"draws samples)")
     if mode == "none" or not params:
         if mode != "none" and not params:
             raise ConfigError(f"sweep.mode={mode}: sweep.params is empty (give at least one parameter)")
@@ -319,6 +338,135 @@ def apply_params(base: dict, params: dict) -> dict:
     return spec
 
 
+# ------------------------------------------------------------------------------------------
+# settings that would silently do nothing: one warning line each, once per process
+
+# Warnings this process has given: a sweep of 100 configurations, or the jobs of a -m multirun
+# (checked by the sweeper callback before they run, then run in the same process), says each
+# thing once, not once per configuration or job.
+_warned: set[str] = set()
+
+
+def warn_once(msg: str) -> None:
+    if msg not in _warned:
+        _warned.add(msg)
+        log.warning(msg)
+
+
+# The knobs each policy reads, as the engine does (params.build_params and _upstream_derived,
+# tick.py, policies/*.py, sched/fair.py): a knob path, or a group prefix ending in a dot. The
+# costs, sched and transparent_hugepage groups are read under every policy (COMMON_KNOBS);
+# hard_bind and inverse_bind run on the `none` kernel, which reads nothing else.
+COMMON_KNOBS = ("costs.", "sched.", "transparent_hugepage.")
+POLICY_KNOBS = {
+    "none": (),
+    "hard_bind": (),
+    "inverse_bind": (),
+    "autonuma24": ("autonuma.",),
+    "balancenuma": ("balancenuma.",),
+    "numa_balancing": ("numa_balancing.",),
+    # CFS's load balancer applies load_balance_strict wherever task_selected_nid steers it, which
+    # sched_numa's home node and numa_core's affinity do too (tick.py _affinity_on, fair.load_balance)
+    "sched_numa": ("sched_numa.", "autonuma.scheduler.load_balance_strict"),
+    "numa_core": ("numa_core.", "autonuma.scheduler.load_balance_strict"),
+}
+# Read by no configuration: autonuma.debug is printk verbosity in the kernel, nothing the
+# simulation models; khugepaged's alloc_sleep_millisecs paces retries after a failed huge page
+# allocation, which the model never has (knobs.py keeps both for their sysfs paths).
+NO_EFFECT_KNOBS = ("autonuma.debug", "transparent_hugepage.khugepaged.alloc_sleep_millisecs")
+
+
+def policy_reads(policy: str, knob: str) -> bool:
+    """Whether a configuration of ``policy`` reads the knob at dotted path ``knob``."""
+    if knob in NO_EFFECT_KNOBS:
+        return False
+    return any(knob == k or (k.endswith(".") and knob.startswith(k))
+               for k in COMMON_KNOBS + POLICY_KNOBS.get(policy, ()))
+
+
+def _unit_2m(rc: RunConfig) -> bool:
+    return isinstance(rc.sim.page_unit, str) and PAGE_UNITS.get(rc.sim.page_unit) == UNIT_2M_PAGES
+
+
+def reads(rc: RunConfig, knob: str) -> bool:
+    """Whether configuration ``rc`` reads the knob: its policy does, and for THP knobs its page
+    units are 2 MiB (4 KiB units are the THP-off machine: khugepaged never runs, params.py)."""
+    return policy_reads(rc.policy, knob) and (not knob.startswith("transparent_hugepage.") or _unit_2m(rc))
+
+
+def _vals(values: list) -> str:
+    vals = list(dict.fromkeys(values))
+    if len(vals) == 1:
+        return repr(vals[0])
+    return "[" + ", ".join(map(repr, vals[:6])) + (", ..." if len(vals) > 6 else "") + "]"
+
+
+def warn_no_ops(runs: list[Run]) -> None:
+    """Warn (once each) about knob settings that change nothing. Judged over the whole job, not
+    per configuration: under sweep=policies an autonuma knob changes the autonuma24
+    configurations, so it is used although the `none` ones ignore it."""
+    default = flatten(Knobs())
+    swept = {p[len("policy."):] if p.startswith("policy.") else p for r in runs for p in r.params}
+    changed: dict[str, list] = {}  # knob -> the configurations that set it off its default
+    pmd0_2m = False
+    seen = set()  # seeds of one combination (most of a big job) share these; each is looked at once
+    for r in runs:
+        rc = r.config
+        try:
+            key = (rc.knobs, rc.policy, rc.sim.page_unit)
+            if key in seen:
+                continue
+            seen.add(key)
+        except TypeError:  # an unhashable knob value (a list from a sweep): validate_run refuses it later
+            pass
+        for k, v in flatten(rc.knobs).items():
+            if k in default and v != default[k]:
+                changed.setdefault(k, []).append(rc)
+        k = rc.knobs
+        # With THP off, validate_run refuses pmd=0 on 2 MiB units outright; with THP on every unit
+        # is one huge pmd, so the pte/pmd choice never arises (config.pte_mode needs 4 KiB units).
+        if (reads(rc, "autonuma.knuma_scand.pmd") and k.autonuma.knuma_scand.pmd == 0 and _unit_2m(rc)
+                and k.transparent_hugepage.enabled):
+            pmd0_2m = True
+    if pmd0_2m:
+        warn_once("policy.autonuma.knuma_scand.pmd=0 has no effect with sim.page_unit=2M: every page unit is a "
+                  "2 MiB THP, armed and faulted as one pmd either way, so pmd=0 runs exactly as pmd=1; use "
+                  "sim=pte_4k (4 KiB page units) for pte-level scanning")
+    unused: dict[str, list[str]] = {}  # one line per reason: knob group (or knob) -> its unread knobs
+    for knob, rcs in changed.items():
+        if any(reads(rc, knob) for rc in rcs):
+            continue
+        if not any(policy_reads(p, knob) for p in POLICY_KNOBS):
+            key = knob  # read by nothing: its own line
+        elif knob.startswith("transparent_hugepage.") and any(policy_reads(rc.policy, knob) for rc in rcs):
+            key = "4K"  # read under these policies, but not with 4 KiB units
+        else:
+            key = knob.split(".")[0]
+        unused.setdefault(key, []).append(knob)
+    for key, knobs in unused.items():
+        names = ", ".join(f"sweep.params.{knob} (swept)" if knob in swept else
+                          f"policy.{knob}={_vals([_get_knob(rc, knob) for rc in changed[knob]])}" for knob in knobs)
+        verb, it = ("has", "it") if len(knobs) == 1 else ("have", "them")
+        pols = sorted({rc.policy for knob in knobs for rc in changed[knob]})
+        readers = sorted({p for knob in knobs for p in POLICY_KNOBS if policy_reads(p, knob)})
+        if key == "4K":
+            why = ("with sim.page_unit=4K: 4 KiB page units model a machine without THP (khugepaged never runs); "
+                   "THP needs 2 MiB units (sim.page_unit=2M, the default sim)")
+        elif not readers:
+            why = "in the simulation: nothing in the model reads it"
+        else:
+            why = (f"here: the job runs policy {', '.join(pols)}, and only {', '.join(readers)} "
+                   f"read{'s' if len(readers) == 1 else ''} {it}")
+        warn_once(f"{names} {verb} no effect {why}")
+
+
+def _get_knob(rc: RunConfig, knob: str):
+    obj = rc.knobs
+    for part in knob.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
 def expand(cfg: dict) -> list[Run]:
     """All configurations of one job: sweep combinations x seeds (in that order)."""
     base = {k: cfg[k] for k in ("machine", "workload", "policy", "sim")}
@@ -344,6 +492,7 @@ def expand(cfg: dict) -> list[Run]:
             except TypeError as e:  # e.g. a knob value of the wrong type from a sweep list
                 raise ConfigError(f"sweep combination {ci} ({_fmt(params)}): {e}") from None
             runs.append(Run(config=rc, index=len(runs), combo=ci, params=params, spec=spec))
+    warn_no_ops(runs)
     return runs
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from ..config import shape_key, validate_run
 from ..errors import ConfigError
-from . import preempt
+from . import preempt, throughput
 from . import results as R
 from .build import Run, expand
 from .private_dir import private_dir_problem
@@ -174,15 +174,24 @@ def simulate_runs(runs: list[Run], sim: dict, progress_cfg: dict | None = None, 
         prog.new_batch()
         before = prog.done
         kw = {}
+        resumed = False
         if checkpoint_dir:
             # checkpoints every `checkpoint_every` chunks (0: only when preempted), resumed if present
             path = os.path.join(checkpoint_dir, f"batch{bi}.npz")
             if os.path.exists(path):
+                resumed = True
                 log.info(f"resuming batch {bi + 1} from {path}")
             os.makedirs(checkpoint_dir, exist_ok=True)
             kw = {"checkpoint": path, "checkpoint_every": checkpoint_every, "should_stop": preempt.requested}
+        timer = throughput.ChunkTimer()
+
+        def on_chunk(b, timer=timer):
+            timer(b)
+            prog.update(b)
+        timer.start()
         res = bucket.run(reports_per_chunk=rpc, stop_when_done=bool(sim.get("stop_when_done", True)),
-                         on_chunk=prog.update, final_checkpoint=bool(checkpoint_dir), **kw)
+                         on_chunk=on_chunk, final_checkpoint=bool(checkpoint_dir), **kw)
+        throughput.record(sim.get("throughput_log"), bucket.static, len(idx), timer, bucket.reports_done, resumed)
         if getattr(bucket, "stopped", False):
             prog.close(complete=False)
             if bucket.checkpoint_error:
@@ -320,20 +329,23 @@ def _run_locked(cfg, out_dir, job, resolved_yaml, group, run_name, runs, rcfg, o
     if os.path.isdir(ckpt_dir):
         shutil.rmtree(ckpt_dir, ignore_errors=True)  # the results are safe: the checkpoints are spent
     _print_table(res_df)
-    from ..report import metric_columns
+    from ..analysis.columns import metric_columns
     metrics = metric_columns(res_df)
+    plots = []
     if rcfg.get("plots", True):
         try:
             from ..report import plot_all
-            info.files += plot_all(res_df, ts_df, os.path.join(out_dir, "plots"),
-                                   max_nmstat=int(rcfg.get("max_nmstat_plots", 4)))
+            plots = plot_all(res_df, ts_df, os.path.join(out_dir, "plots"),
+                             max_nmstat=int(rcfg.get("max_nmstat_plots", 4)))
+            info.files += plots
         except Exception as e:  # noqa: BLE001  (plots never cost the results)
             log.warning(f"plots failed: {type(e).__name__}: {e}")
     info.wall_s = time.time() - t0
     from .wandb_log import log_job
     config = {k: v for k, v in cfg.items() if k != "hydra"}
     config["job"] = {**job, "n_configs": info.n_configs, "n_batches": info.n_batches, "compiles": info.compiles}
-    info.wandb_dir = log_job(cfg.get("logger", {}), out_dir, group, run_name, config, res_df, ts_df, metrics)
+    info.wandb_dir = log_job(cfg.get("logger", {}), out_dir, group, run_name, config, res_df, ts_df, metrics,
+                             plots)
     if info.wandb_dir:
         log.info(f"wandb run: {info.wandb_dir}")
     meta = {"n_configs": info.n_configs, "n_batches": info.n_batches, "compiles": info.compiles,

@@ -3,9 +3,13 @@
 - ``results.parquet``: one row per configuration: identity (machine, workload, variant, policy,
   seed, sim settings, every knob flattened under its sysfs path), the combination label, and every
   summary metric of ``autonuma_jax.metrics.summarize``.
-- ``timeseries.parquet``: one row per configuration and report interval: the interval counters,
-  the local fraction, progress, and per node / per process page counts (the nmstat view);
-  per-thread node placement as list columns.
+- ``timeseries.parquet``: one row per configuration and report interval: the configuration's
+  identity (label, combo_label, policy, machine, workload, seed and the knobs that vary within the
+  job), the interval counters, the local fraction, progress, and per node / per process page counts
+  (the nmstat view); per-thread node placement as list columns.
+
+The metric and time-series columns are defined once, in ``autonuma_jax.frames`` (what the Python
+API's ``an.results_frame`` / ``an.timeseries_frame`` return); this module adds the CLI's columns.
 """
 from __future__ import annotations
 
@@ -17,7 +21,8 @@ from ..checkpoint import default_mode
 import numpy as np
 import pandas as pd
 
-from ..metrics import OVERHEAD_NAMES, local_fraction
+from .. import frames as F
+from ..knobs import flatten
 from .build import Run, describe, swept_label
 
 RESULTS = "results.parquet"
@@ -33,17 +38,15 @@ def combo_label(run: Run) -> str:
 
 
 def results_frame(runs: list[Run], results: list, job: dict | None = None) -> pd.DataFrame:
+    """results.parquet: the CLI's identity columns (``describe``), ``combo_label``, then the
+    label and metric columns the Python API's ``results_frame`` has (``frames.metric_columns``),
+    then the job's ``job.*`` columns."""
     rows = []
     for run, res in zip(runs, results):
         row = describe(run)
         row["combo_label"] = combo_label(run)
-        summ = res.summary()
-        row["label"] = summ.pop("label")
-        for k in ("policy", "seed"):
-            summ.pop(k, None)
-        row.update(summ)
-        row["n_tasks"] = res.static.n_tasks
-        row["reports"] = int(len(res.rows["tick"]))
+        row["label"] = res.config.label()
+        row.update(F.metric_columns(res))
         if job:
             row.update({f"job.{k}": v for k, v in job.items()})
         rows.append(row)
@@ -51,41 +54,33 @@ def results_frame(runs: list[Run], results: list, job: dict | None = None) -> pd
     return df
 
 
+# identity columns of results.parquet repeated on each of a configuration's timeseries.parquet rows,
+# so that the file can be read alone (no join on config_index needed to know what a row is)
+SERIES_IDENTITY = ("label", "combo_label", "policy", "machine", "workload")
+
+
 def timeseries_frame(runs: list[Run], results: list) -> pd.DataFrame:
+    """timeseries.parquet: per row, the configuration's ``config_index``, ``combo``, ``seed``, the
+    identity of ``SERIES_IDENTITY`` and the knobs that vary within the job (the knob columns of
+    results.parquet whose values differ between its rows; same names and values), then the
+    columns of ``frames.timeseries_columns``."""
+    knobs = [flatten(run.config.knobs) for run in runs]
+    vary = F.varying(knobs)
     frames = []
-    for run, res in zip(runs, results):
-        r = res.rows
-        st = res.static
-        n = len(r["tick"])
-        report_s = st.report_ticks * st.tick_s
-        cols = {
+    for run, res, kn in zip(runs, results, knobs):
+        cols = F.timeseries_columns(res)
+        n = len(cols["report"])
+        ident = describe(run)  # the same values as the configuration's results.parquet row
+        ident["label"] = res.config.label()
+        ident["combo_label"] = combo_label(run)
+        head = {
             "config_index": np.full(n, run.index, np.int32),
             "combo": np.full(n, run.combo, np.int32),
             "seed": np.full(n, run.config.seed, np.int32),
-            "report": np.arange(n, dtype=np.int32),
-            "sim_time_s": (np.arange(n) + 1) * report_s,
-            "tick": r["tick"].astype(np.int64),
-            "local_fraction": local_fraction(r),
-            "progress": r["tasks_done"] / max(1, st.n_tasks),
+            **{k: ident[k] for k in SERIES_IDENTITY},
+            **{k: kn[k] for k in vary},
         }
-        for k in ("local_kib", "total_kib", "hinting_faults", "fault_pages", "pages_queued", "pages_migrated",
-                  "exchanges", "noise_moves", "lb_moves", "full_scans", "pages_scanned", "tasks_done"):
-            cols[k] = np.asarray(r[k]).astype(np.int64)
-        ov = np.asarray(r["overhead_us"])
-        for i, name in enumerate(OVERHEAD_NAMES):
-            cols[f"overhead_{name}_us"] = ov[:, i].astype(np.int64)
-        mm = np.asarray(r["mm_node_pages"])
-        for m in range(mm.shape[1]):
-            for nd in range(mm.shape[2]):
-                cols[f"mm{m}.node{nd}.pages"] = mm[:, m, nd].astype(np.int64)
-        for k in ("free_pages", "nr_migrate_pages"):
-            a = np.asarray(r[k])
-            for nd in range(a.shape[1]):
-                cols[f"node{nd}.{k}"] = a[:, nd].astype(np.int64)
-        df = pd.DataFrame(cols)
-        df["task_node"] = list(np.asarray(r["task_node"]).astype(np.int16))
-        df["task_selected_nid"] = list(np.asarray(r["task_selected_nid"]).astype(np.int16))
-        frames.append(df)
+        frames.append(F.series_frame(head, cols))
     if not frames:
         return pd.DataFrame()
     return pd.concat(frames, ignore_index=True)

@@ -121,6 +121,8 @@ class SimConf:
     stop_when_done: bool = True
     # Persistent XLA compilation cache (a second run of the same shapes skips the compile); null = off.
     compilation_cache_dir: Optional[str] = None
+    # JSON lines of this machine's measured throughput (cli/throughput.py: --dry-run estimates); null = off.
+    throughput_log: Optional[str] = None
 
 
 class SweepMode(enum.Enum):
@@ -158,7 +160,8 @@ class LoggerConf:
     name: Optional[str] = None  # null: experiment name + job number + overrides
     tags: List[str] = field(default_factory=list)
     job_type: str = "simulate"
-    max_curves: int = 32  # per-combination convergence curves logged (the all/* aggregates always are)
+    max_runs: int = 64  # wandb runs per job, one per parameter combination (the rest: only in the results table)
+    plots: bool = True  # log the job's plots as wandb images
     table: bool = True  # log the per-configuration results as a wandb.Table
     init_timeout_s: float = 60.0
     fallback_offline: bool = True  # an online init that fails retries offline before giving up
@@ -196,6 +199,7 @@ class ProgressConf:
 @dataclass
 class AppConfig:
     name: str = "default"  # experiment name: output folders and the wandb group
+    dry_run: bool = False  # print what the command expands to and its estimated wall time; run nothing
     seed: int = 0  # first seed; sweep.seeds adds seed+1, seed+2, ...
     machine: MachineConf = field(default_factory=MachineConf)
     workload: WorkloadConf = field(default_factory=WorkloadConf)
