@@ -66,7 +66,11 @@ def test_one_knob_sweep_wandb_run_per_value(one_knob):
                                                                           "overhead_cpu_s", "threads_done"))
         assert all(h["local_fraction"] == h["local_fraction"] for h in hist if "local_fraction" in h)  # no NaN
     job = runs["job"]
-    assert job["summary"]["summary"]["n_configs"] == 4 and job["summary"]["summary"]["results"]["nrows"] == 4
+    js = job["summary"]["summary"]
+    assert js["n_configs"] == 4 and js["results"]["nrows"] == 4
+    assert "runtime_s" not in js  # no mean over different knob values
+    best = res.groupby("combo_label")["converge_s"].mean()
+    assert js["best/converge_s"] == best.idxmin() and same_number(js["best/converge_s_value"], best.min())
     assert any(k.startswith("plots/knob_") for h in job["history"] for k in h)
 
 

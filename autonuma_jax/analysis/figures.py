@@ -29,6 +29,8 @@ def save(fig, path: str, dpi: int = 110) -> str:
     os.makedirs(d, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".png", dir=d)
     os.close(fd)
+    from ..checkpoint import default_mode
+    os.chmod(tmp, default_mode())  # the umask's permissions, not mkstemp's 0600
     try:
         fig.savefig(tmp, dpi=dpi)
         os.replace(tmp, path)

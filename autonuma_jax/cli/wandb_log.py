@@ -21,8 +21,10 @@ their mean and confidence interval in its summary.
   fractions), ``<metric>_ci95`` (Student's t half-width) for the main metrics, ``n_seeds``;
   metrics with no value (runtime of an unfinished run) are left out and ``finished`` says why.
 - a job of several combinations also gets one ``job`` run in the same group (``job_type`` from
-  the logger config) with the ``results`` table (one row per configuration) and the job's plots
-  as images; a job of one combination puts both in its single run.
+  the logger config) with the ``results`` table (one row per configuration), the job's plots as
+  images and, instead of means over different knob values, ``best/<metric>`` (the combination
+  with the lowest mean runtime, time to converge, CPU overhead); a job of one combination puts
+  all of it in its single run.
 - under a wandb agent (``WANDB_SWEEP_ID`` set) the job is the sweep's trial: one run, the id the
   agent chose, every configuration of the job aggregated (a trial is one point of the sweep).
 
@@ -146,6 +148,19 @@ def summary_values(results, metrics: list[str]) -> dict:
     return out
 
 
+def best_combinations(results) -> dict:
+    """``best/<metric>``: the combination with the best mean over seeds, and ``best/<metric>_value``."""
+    out = {}
+    for m in ("runtime_s", "converge_s", "overhead_cpu_s"):
+        if m not in results.columns:
+            continue
+        means = results.groupby("combo_label", sort=False)[m].mean().dropna()
+        if len(means):
+            out[f"best/{m}"] = str(means.idxmin())
+            out[f"best/{m}_value"] = float(means.min())
+    return out
+
+
 def _table(wandb, results):
     data = [[_py(v) for v in row] for row in results.itertuples(index=False, name=None)]
     return wandb.Table(columns=list(results.columns), data=data)
@@ -258,9 +273,15 @@ def _log_run(wandb, lcfg, mode, out_dir, group, spec, results, metrics, plots):
         for row in spec["rows"]:
             run.log(row)
         sub = results[spec["sel"]]
-        run.summary.update(summary_values(sub, metrics))
+        n_combos = int(results["combo_label"].nunique())
+        if not spec["job"] or n_combos == 1 or spec["id"] is None:
+            run.summary.update(summary_values(sub, metrics))
+        else:
+            # a job of several combinations: no means over different knob values (they would mean
+            # nothing), but which combination was best on the metrics a tuner reads
+            run.summary.update(best_combinations(results))
         if spec["job"]:
-            run.summary.update({"n_configs": int(len(results)), "n_combinations": int(results["combo_label"].nunique())})
+            run.summary.update({"n_configs": int(len(results)), "n_combinations": n_combos})
             if lcfg.get("table", True):
                 run.log({"results": _table(wandb, results)})
             if lcfg.get("plots", True):
