@@ -519,3 +519,35 @@ def _get(obj, path: str):
     for part in path.split("."):
         obj = getattr(obj, part)
     return obj
+
+
+# ------------------------------------------------------------------------------------------
+# The knobs each policy reads, as the engine does (params.build_params and _upstream_derived,
+# tick.py, policies/*.py, sched/fair.py): a knob path, or a group prefix ending in a dot. The
+# costs, sched and transparent_hugepage groups are read under every policy (COMMON_KNOBS);
+# hard_bind and inverse_bind run on the `none` kernel, which reads nothing else.
+COMMON_KNOBS = ("costs.", "sched.", "transparent_hugepage.")
+POLICY_KNOBS = {
+    "none": (),
+    "hard_bind": (),
+    "inverse_bind": (),
+    "autonuma24": ("autonuma.",),
+    "balancenuma": ("balancenuma.",),
+    "numa_balancing": ("numa_balancing.",),
+    # CFS's load balancer applies load_balance_strict wherever task_selected_nid steers it, which
+    # sched_numa's home node and numa_core's affinity do too (tick.py _affinity_on, fair.load_balance)
+    "sched_numa": ("sched_numa.", "autonuma.scheduler.load_balance_strict"),
+    "numa_core": ("numa_core.", "autonuma.scheduler.load_balance_strict"),
+}
+# Read by no configuration: autonuma.debug is printk verbosity in the kernel, nothing the
+# simulation models; khugepaged's alloc_sleep_millisecs paces retries after a failed huge page
+# allocation, which the model never has (knobs.py keeps both for their sysfs paths).
+NO_EFFECT_KNOBS = ("autonuma.debug", "transparent_hugepage.khugepaged.alloc_sleep_millisecs")
+
+
+def policy_reads(policy: str, knob: str) -> bool:
+    """Whether a configuration of ``policy`` reads the knob at dotted path ``knob``."""
+    if knob in NO_EFFECT_KNOBS:
+        return False
+    return any(knob == k or (k.endswith(".") and knob.startswith(k))
+               for k in COMMON_KNOBS + POLICY_KNOBS.get(policy, ()))

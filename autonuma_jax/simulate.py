@@ -270,9 +270,16 @@ class Bucket:
 
     @classmethod
     def build(cls, configs: Sequence[RunConfig], devices: Sequence[jax.Device] | None = None,
-              reports_per_chunk: int = 10) -> Bucket:
+              reports_per_chunk: int = 10, static: Static | None = None) -> Bucket:
+        """Stack the configurations' params; ``static``: compile for these shapes instead of the ones
+        the configurations need (they must be covered: ``Static.covers``), so that batches of
+        different knob values share one compiled program (the tuner's rungs)."""
         from . import resources
-        static = build_static(configs)
+        need = build_static(configs)
+        if static is None:
+            static = need
+        elif (why := static.covers(need)) is not None:
+            raise ValueError(f"Bucket.build: the given static does not cover these configurations ({why})")
         sharding, n_dev = batch_sharding(devices)
         resources.check(static, len(configs), reports_per_chunk, n_dev)  # before anything is allocated
         plist = [P.build_params(c, static) for c in configs]
@@ -302,8 +309,13 @@ class Bucket:
     def run(self, reports_per_chunk: int = 10, stop_when_done: bool = True,
             on_chunk: Callable[[Bucket], object] | None = None, checkpoint: str | None = None,
             checkpoint_every: int = 1, should_stop: Callable[[], bool] | None = None, resume: bool = True,
-            final_checkpoint: bool = False) -> list[Result]:
+            final_checkpoint: bool = False, max_reports: int | None = None) -> list[Result]:
         """Run to the end (or until every configuration finished).
+
+        With ``max_reports``, stop after that many report intervals in all (at most
+        ``static.n_reports``): the results are the first ``max_reports`` rows of the full run, bit for
+        bit (a prefix: nothing in a tick depends on how long the run will last), so a short, cheap
+        look at a configuration (the tuner's early rungs) needs no shape of its own and no compile.
 
         With ``checkpoint``, the state is saved there every ``checkpoint_every`` chunks (0: never
         periodically), when ``should_stop()`` turns true (then the run returns early with
@@ -326,7 +338,7 @@ class Bucket:
             ckpt.load(self, checkpoint)
         if self.state is None:
             self.init()
-        total = self.static.n_reports
+        total = self.static.n_reports if max_reports is None else max(1, min(int(max_reports), self.static.n_reports))
         k = max(1, min(reports_per_chunk, total))  # progress.chunks_of counts the chunks this loop takes
         chunks = 0
         while self.reports_done < total and not (stop_when_done and self.reports_done and self.all_done()):

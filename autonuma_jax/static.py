@@ -33,6 +33,26 @@ class Static:
     task_scan_units: int = 8  # most units one task-context scan covers (upstream policies)
     policies: tuple = (0, 1)  # engine policies present in the bucket: only their phases are compiled
 
+    # Capacities: array sizes a configuration needs at least; a larger one changes no result
+    # (tests/test_engine_properties.py: alone == next to a neighbour with larger capacities).
+    CAPACITIES = ("units_per_tick", "scan_pmds_per_tick", "migrate_window", "task_scan_units")
+
+    def covers(self, need: "Static") -> str | None:
+        """None when a batch compiled for ``self`` can run configurations that need ``need``: the
+        same shapes, capacities at least as large, and their policies compiled in; else the first
+        field that differs."""
+        for f in self.__dataclass_fields__:
+            a, b = getattr(self, f), getattr(need, f)
+            if f in self.CAPACITIES:
+                if a < b:
+                    return f"{f}: {a} < {b}"
+            elif f == "policies":
+                if not set(b) <= set(a):
+                    return f"policies: {a} lacks {sorted(set(b) - set(a))}"
+            elif a != b:
+                return f"{f}: {a} != {b}"
+        return None
+
     # ---- derived shapes ------------------------------------------------------------------
     @property
     def units_per_pmd(self) -> int:

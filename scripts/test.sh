@@ -2,7 +2,7 @@
 # Install what is needed and run the test suite (pytest). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup_venv.sh cli,test
+bash scripts/setup_venv.sh cli,test,optuna
 export JAX_PLATFORMS=cpu
 export WANDB_MODE=offline
 # A real one-node SLURM cluster for the tests marked `slurm` (AUTONUMA_SLURM=0: skip them). When it

@@ -140,3 +140,28 @@ def significant(d: dict) -> bool:
     """Whether a ``diff_ci`` interval excludes zero."""
     h = d["half"]
     return not math.isnan(h) and not math.isnan(d["diff"]) and abs(d["diff"]) > h
+
+
+def paired_diff_ci(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> dict:
+    """mean(b - a) over pairs (the same seeds on both sides: common random numbers) with Student's t
+    interval on the n - 1 degrees of freedom of the differences. Same keys as ``diff_ci``; pairs
+    with a NaN on either side are dropped. No spread in the differences: the difference is exact
+    (half = 0); fewer than two pairs: half is NaN."""
+    pairs = [(float(x), float(y)) for x, y in zip(a, b)
+             if x is not None and y is not None and not math.isnan(float(x)) and not math.isnan(float(y))]
+    x = np.asarray([p[0] for p in pairs], np.float64)
+    y = np.asarray([p[1] for p in pairs], np.float64)
+    out = {"n_a": len(x), "n_b": len(y), "mean_a": float("nan"), "mean_b": float("nan"), "diff": float("nan"),
+           "half": float("nan"), "df": float("nan"), "rel": float("nan"), "rel_half": float("nan")}
+    if len(x) == 0:
+        return out
+    d = y - x
+    ma = float(x.mean())
+    out.update(mean_a=ma, mean_b=float(y.mean()), diff=float(d.mean()))
+    if len(d) >= 2:
+        sd = float(d.std(ddof=1))
+        out.update(half=0.0 if sd == 0 else t_quantile(level, len(d) - 1) * sd / math.sqrt(len(d)),
+                   df=float(len(d) - 1) if sd else float("inf"))
+    if ma != 0:
+        out.update(rel=out["diff"] / abs(ma), rel_half=out["half"] / abs(ma))
+    return out

@@ -121,6 +121,8 @@ def run(cfg: DictConfig) -> dict:
     except Preempted as e:
         log.warning(f"preempted: {e}")
         preempt.finish()
+    if cfg.get("objective"):
+        return info.objective  # a number: what hydra's Optuna sweeper minimises (sweeps/optuna_*.yaml)
     return {"out_dir": info.out_dir, "n_configs": info.n_configs, "compiles": info.compiles,
             "wandb_dir": info.wandb_dir}
 

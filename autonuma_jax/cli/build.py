@@ -20,10 +20,11 @@ import numpy as np
 
 from ..config import PAGE_UNITS, POLICIES, RunConfig, SimConfig
 from ..errors import ConfigError
-from ..knobs import RANGES, Knobs, flatten, with_overrides
+from ..knobs import NO_EFFECT_KNOBS, POLICY_KNOBS, RANGES, Knobs, flatten, policy_reads, with_overrides  # noqa: F401
 from ..machine import PRESETS, Machine, get_machine
 from ..static import UNIT_2M as UNIT_2M_PAGES
-from ..workloads import BENCHMARKS, VARIANTS, build_variant, make_workload, numa01, numa02, size_loops_params
+from ..workloads import BENCHMARKS, VARIANTS
+from ..workloads.from_dict import build_workload  # noqa: F401  (re-exported: cli callers)
 
 log = logging.getLogger("autonuma_jax.cli")
 
@@ -73,56 +74,6 @@ def build_machine(m: dict) -> Machine | str:
         raise ConfigError(f"machine.preset=None: a custom machine needs machine.{missing[0]} "
                           f"(missing: {', '.join(missing)}), or pick a preset ({', '.join(sorted(PRESETS))})")
     return Machine(**over).validate()
-
-
-def build_workload(w: dict, machine, policy: str, seed: int):
-    """The workload name, or a Workload when size_mib / loops / params are set."""
-    name = w.get("name")
-    if name not in BENCHMARKS:
-        raise ConfigError(f"workload.name={name!r}: must be one of {sorted(BENCHMARKS)}")
-    size, loops = w.get("size_mib"), w.get("loops")
-    params = {k: v for k, v in (w.get("params") or {}).items() if v is not None}
-    if size is None and loops is None and not params:
-        return name
-    if params or not name.startswith(("numa01", "numa02")):
-        return _build_registered(name, w, params, machine, policy, seed)
-    if size is not None and (not isinstance(size, int) or size < 1):
-        raise ConfigError(f"workload.size_mib={size!r}: must be an integer >= 1 (MiB per process)")
-    if loops is not None and (not isinstance(loops, int) or loops < 1):
-        raise ConfigError(f"workload.loops={loops!r}: must be an integer >= 1")
-    m = machine if isinstance(machine, Machine) else get_machine(machine)
-    variant = (POLICIES.get(policy, (None, None))[1]) or w.get("variant", "default")
-    if variant not in VARIANTS:
-        raise ConfigError(f"workload.variant={variant!r}: must be one of {list(VARIANTS)}")
-    variant = build_variant(name, variant, w.get("build") or "latest")
-    force_node = RunConfig(seed=seed).force_node()
-    kw = {}
-    if loops is not None:
-        kw["loops"] = loops
-    if name.startswith("numa01"):
-        if size is not None:
-            kw["size"] = size * MiB
-        return numa01(m, variant, thread_alloc=name == "numa01_THREAD_ALLOC", force_node=force_node, **kw)
-    if size is not None:
-        kw["size"] = size * MiB
-    return numa02(m, variant, smt=name == "numa02_SMT", **kw)
-
-
-def _build_registered(name: str, w: dict, params: dict, machine, policy: str, seed: int):
-    """A registered workload with its parameters; size_mib / loops set the parameters the registry
-    names for them."""
-    for key, pname in zip(("size_mib", "loops"), size_loops_params(name, params)):
-        v = w.get(key)
-        if v is None:
-            continue
-        if not isinstance(v, int) or v < 1:
-            raise ConfigError(f"workload.{key}={v!r}: must be an integer >= 1")
-        if pname is None:
-            raise ConfigError(f"workload.{key}={v!r}: not supported by workload {name!r} (use workload.params)")
-        params[pname] = v
-    m = machine if isinstance(machine, Machine) else get_machine(machine)
-    variant = (POLICIES.get(policy, (None, None))[1]) or w.get("variant", "default")
-    return make_workload(name, m, variant, RunConfig(seed=seed).force_node(), w.get("build") or "latest", **params)
 
 
 def _flat_dict(d: dict, prefix: str = "") -> dict:
@@ -351,37 +302,6 @@ def warn_once(msg: str) -> None:
     if msg not in _warned:
         _warned.add(msg)
         log.warning(msg)
-
-
-# The knobs each policy reads, as the engine does (params.build_params and _upstream_derived,
-# tick.py, policies/*.py, sched/fair.py): a knob path, or a group prefix ending in a dot. The
-# costs, sched and transparent_hugepage groups are read under every policy (COMMON_KNOBS);
-# hard_bind and inverse_bind run on the `none` kernel, which reads nothing else.
-COMMON_KNOBS = ("costs.", "sched.", "transparent_hugepage.")
-POLICY_KNOBS = {
-    "none": (),
-    "hard_bind": (),
-    "inverse_bind": (),
-    "autonuma24": ("autonuma.",),
-    "balancenuma": ("balancenuma.",),
-    "numa_balancing": ("numa_balancing.",),
-    # CFS's load balancer applies load_balance_strict wherever task_selected_nid steers it, which
-    # sched_numa's home node and numa_core's affinity do too (tick.py _affinity_on, fair.load_balance)
-    "sched_numa": ("sched_numa.", "autonuma.scheduler.load_balance_strict"),
-    "numa_core": ("numa_core.", "autonuma.scheduler.load_balance_strict"),
-}
-# Read by no configuration: autonuma.debug is printk verbosity in the kernel, nothing the
-# simulation models; khugepaged's alloc_sleep_millisecs paces retries after a failed huge page
-# allocation, which the model never has (knobs.py keeps both for their sysfs paths).
-NO_EFFECT_KNOBS = ("autonuma.debug", "transparent_hugepage.khugepaged.alloc_sleep_millisecs")
-
-
-def policy_reads(policy: str, knob: str) -> bool:
-    """Whether a configuration of ``policy`` reads the knob at dotted path ``knob``."""
-    if knob in NO_EFFECT_KNOBS:
-        return False
-    return any(knob == k or (k.endswith(".") and knob.startswith(k))
-               for k in COMMON_KNOBS + POLICY_KNOBS.get(policy, ()))
 
 
 def _unit_2m(rc: RunConfig) -> bool:

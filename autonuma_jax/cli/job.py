@@ -37,6 +37,7 @@ class JobInfo:
     wall_s: float = 0.0
     files: list = field(default_factory=list)
     wandb_dir: str | None = None
+    objective: float | None = None  # with cfg objective: its mean over the job's configurations
 
 
 def _enum(v):
@@ -88,6 +89,14 @@ def prepare(cfg: dict) -> list[Run]:
     if not isinstance(bs, int) or bs < 0:
         raise ConfigError(f"sim.batch_size={bs!r}: must be an integer >= 0 (0 = one batch per shape)")
     check_job_settings(cfg)
+    obj = cfg.get("objective")
+    if obj is not None:
+        from ..tune.objective import OBJECTIVES
+        if obj not in OBJECTIVES:
+            raise ConfigError(f"objective={obj!r}: must be null or one of {', '.join(OBJECTIVES)}")
+        w = cfg.get("overhead_weight", 1.0)
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= 1e6:
+            raise ConfigError(f"overhead_weight={w!r}: must be a number in [0, 1000000]")
     return runs
 
 
@@ -207,6 +216,14 @@ def simulate_runs(runs: list[Run], sim: dict, progress_cfg: dict | None = None, 
     return out, len(batches), compiled_chunk.cache_info().misses - misses0
 
 
+def job_objective(results, objective: str, overhead_weight: float) -> float:
+    """The tuner's objective (``tune.objective.measure``) averaged over the job's configurations
+    (its seeds): what a job returns to hydra's Optuna sweeper."""
+    from ..tune.objective import measure
+    vals = [measure(r, objective, overhead_weight)["objective"] for r in results]
+    return float(sum(vals) / len(vals))
+
+
 class WriteFailed(RuntimeError):
     """The results could not be written (a full disk, a read-only folder): one line, exit 4."""
 
@@ -312,6 +329,9 @@ def _run_locked(cfg, out_dir, job, resolved_yaml, group, run_name, runs, rcfg, o
     ckpt_every = int(rcfg.get("checkpoint_every", 0) or 0)
     preempt.install()
     results, info.n_batches, info.compiles = simulate_runs(runs, sim, cfg.get("progress"), ckpt_dir, ckpt_every)
+    if cfg.get("objective"):
+        info.objective = job_objective(results, str(cfg["objective"]), float(cfg.get("overhead_weight", 1.0)))
+        log.info(f"objective {cfg['objective']}: {info.objective:.6g}")
     job = dict(job or {})
     res_df = R.results_frame(runs, results, job)
     ts_df = R.timeseries_frame(runs, results) if rcfg.get("timeseries", True) or rcfg.get("plots", True) else None

@@ -209,6 +209,66 @@ class AppConfig:
     logger: LoggerConf = field(default_factory=LoggerConf)
     results: ResultsConf = field(default_factory=ResultsConf)
     progress: ProgressConf = field(default_factory=ProgressConf)
+    # null: the job returns its summary (a dict); runtime | converge | overhead | weighted: it returns
+    # that objective (autonuma_jax.tune.objective), averaged over its configurations: the number
+    # hydra's Optuna sweeper minimises (sweeps/optuna_*.yaml)
+    objective: Optional[str] = None
+    overhead_weight: float = 1.0  # seconds of runtime one CPU second of kernel work costs (objective=weighted)
+
+
+# ---- autonuma-sim-tune (conf/tune.yaml, autonuma_jax/cli/tune_app.py) --------------------------
+@dataclass
+class TuneSimConf:
+    """The simulation settings of every run of a tuning job (``SimConfig``'s, checked by it)."""
+    tick_ms: float = 1.0
+    duration_s: float = 400.0  # the full run; a workload entry may set its own (workloads[i].duration_s)
+    page_unit: str = "2M"
+    report_interval_ms: float = 1000.0
+    reports_per_chunk: int = 10  # rung budgets are rounded up to whole chunks of this many intervals
+
+
+@dataclass
+class RungConf:
+    fraction: float = 1.0  # share of the run simulated (the last rung: 1.0)
+    seeds: int = 1
+
+
+@dataclass
+class SearchConf:
+    """The searched knobs of one policy (conf/search/*.yaml). ``space``: nested as the knobs are
+    (autonuma: {knuma_scand: {pages_to_scan: {lo: 4096, hi: 524288, log: true}}}); a knob with
+    an empty entry ({} or null) gets its allowed range and default scale. ``fixed``: knob overrides
+    (same nesting) every candidate and the defaults run with."""
+    policy: str = "autonuma24"
+    space: Dict[str, Any] = field(default_factory=dict)
+    fixed: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TuneResultsConf:
+    plots: bool = True
+
+
+@dataclass
+class TuneAppConfig:
+    name: str = "tune"
+    seed: int = 0  # search seeds: seed ..; fresh seeds: seed + 1000000 ..; candidates are drawn from it
+    dry_run: bool = False  # print the cells, candidates and batches; run nothing
+    machines: List[str] = field(default_factory=lambda: ["2node_24cpu"])  # presets or conf/machine/<name>.yaml
+    # benchmark names, or {name, size_mib, loops, variant, build, params, duration_s}
+    workloads: List[Any] = field(default_factory=lambda: ["numa01"])
+    objective: str = "runtime"  # runtime | converge | overhead | weighted
+    overhead_weight: float = 1.0  # objective=weighted: runtime_s + overhead_weight * overhead_cpu_s
+    candidates: int = 27
+    eta: int = 3
+    rungs: List[RungConf] = field(default_factory=lambda: [RungConf(0.25, 1), RungConf(0.5, 2), RungConf(1.0, 3)])
+    fresh_seeds: int = 5
+    transfer: bool = True
+    sim: TuneSimConf = field(default_factory=TuneSimConf)
+    search: SearchConf = field(default_factory=SearchConf)
+    logger: LoggerConf = field(default_factory=lambda: LoggerConf(job_type="tune"))
+    results: TuneResultsConf = field(default_factory=TuneResultsConf)
+    progress: ProgressConf = field(default_factory=ProgressConf)
 
 
 _REGISTERED = False
@@ -221,4 +281,5 @@ def register() -> None:
         return
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=AppConfig)
+    cs.store(name="tune_base", node=TuneAppConfig)
     _REGISTERED = True
