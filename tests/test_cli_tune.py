@@ -166,3 +166,25 @@ def test_readme_and_docs_name_the_tuner():
     readme = (REPO / "README.md").read_text()
     assert "autonuma-sim-tune" in readme and (REPO / "docs" / "tuning.md").exists()
     assert "autonuma-sim-tune" in (REPO / "pyproject.toml").read_text()
+
+
+def test_sigterm_checkpoints_and_a_rerun_finishes_with_the_same_records(tuned):
+    import signal
+    import time
+    out0, _, env, home = tuned
+    out = home / "interrupted"
+    code = "from autonuma_jax.cli.tune_app import main; main()"
+    p = subprocess.Popen([sys.executable, "-c", code, *QUICK, f"hydra.run.dir={out}"], cwd=home, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = out / "autonuma-sim-tune.log"
+    t0 = time.time()
+    while time.time() - t0 < 120 and not (log.exists() and "rung 0" in log.read_text()):
+        time.sleep(0.2)
+    p.send_signal(signal.SIGTERM)  # inside rung 0's batch (its compile takes seconds)
+    _, err = p.communicate(timeout=200)
+    assert p.returncode == 3, err[-2000:]
+    assert list((out / "checkpoints").glob("*.npz"))
+    run_tune(QUICK + [f"hydra.run.dir={out}"], cwd=home, env=env)
+    done = json.loads((out / "store.json").read_text())["records"]
+    assert done == json.loads((out0 / "store.json").read_text())["records"]
+    assert not (out / "checkpoints").exists()

@@ -174,3 +174,21 @@ def rung_history(df: pd.DataFrame, cell: str) -> list[dict]:
         out.append({"rung": int(r), "candidates": int(len(means)), "budget_s": float(g["budget_s"].iloc[0]),
                     "best_objective": float(np.nanmin(means)), "median_objective": float(np.nanmedian(means))})
     return out
+
+
+def main(argv=None) -> None:
+    """``python -m autonuma_jax.cli.tune_outputs <job folder>``: rebuild a tuning job's tables, README
+    and plots from its store.json (no simulation, no wandb)."""
+    import sys
+    from ..tune import Store
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1 or not os.path.exists(os.path.join(args[0], "store.json")):
+        print("usage: python -m autonuma_jax.cli.tune_outputs <tuning job folder with store.json>", file=sys.stderr)
+        sys.exit(2)
+    info = write_outputs(args[0], Store(os.path.join(args[0], "store.json")), {"logger": {"mode": "disabled"}})
+    for line in info["verdicts"]:
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
