@@ -10,7 +10,6 @@ Every knob has an allowed range here (``RANGES``), checked before any compile (`
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any
 

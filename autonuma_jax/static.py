@@ -6,7 +6,6 @@ accesses per tick) are rounded up to powers of two so that sweeping a knob stays
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 UNIT_2M = 512  # 4 KiB pages per 2 MiB unit

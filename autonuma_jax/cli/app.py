@@ -154,20 +154,7 @@ def main() -> None:
     if bad:
         print(f"error: {bad}", file=sys.stderr)
         sys.exit(2)
-    # hydra prints its own multi-line report (exit 1) unless HYDRA_FULL_ERROR is set; set it so the
-    # exception reaches us and becomes one line. A user who set it keeps hydra's full traceback.
-    compact = "HYDRA_FULL_ERROR" not in os.environ
-    if compact:
-        os.environ["HYDRA_FULL_ERROR"] = "1"
-    try:
-        _hydra_main()
-    except Exception as e:  # noqa: BLE001
-        reported = getattr(e, "autonuma_reported", False)  # a job's own error line, already printed
-        if not compact or not (reported or preflight.user_error(e)):
-            raise
-        if not reported:
-            print(f"error: {preflight.one_line(e)}", file=sys.stderr, flush=True)
-        sys.exit(EXIT_WRITE_FAILED if isinstance(e, WriteFailed) else 2)
+    preflight.run_compact(_hydra_main, lambda e: EXIT_WRITE_FAILED if isinstance(e, WriteFailed) else 2)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ from ..errors import ConfigError
 from ..knobs import NO_EFFECT_KNOBS, POLICY_KNOBS, RANGES, Knobs, flatten, policy_reads, with_overrides  # noqa: F401
 from ..machine import PRESETS, Machine, get_machine
 from ..static import UNIT_2M as UNIT_2M_PAGES
-from ..workloads import BENCHMARKS, VARIANTS
 from ..workloads.from_dict import build_workload  # noqa: F401  (re-exported: cli callers)
 
 log = logging.getLogger("autonuma_jax.cli")

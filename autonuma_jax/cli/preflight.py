@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import typing
 
 from ..errors import ConfigError
@@ -173,3 +174,22 @@ def one_line(e: BaseException) -> str:
             parts.append(ln)
         e = e.__cause__ or (None if e.__suppress_context__ else e.__context__)  # `raise ... from None`: stop
     return ": ".join(parts) or "invalid configuration"
+
+
+def run_compact(hydra_main, exit_status=lambda e: 2) -> None:
+    """Run a ``@hydra.main`` function so that what the user got wrong ends as one ``error:`` line
+    and ``exit_status(e)`` (2) instead of hydra's multi-line report: hydra prints that (exit 1)
+    unless HYDRA_FULL_ERROR is set, so it is set and the exception reaches us. A user who set it
+    keeps hydra's full traceback."""
+    compact = "HYDRA_FULL_ERROR" not in os.environ
+    if compact:
+        os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        hydra_main()
+    except Exception as e:  # noqa: BLE001
+        reported = getattr(e, "autonuma_reported", False)  # a job's own error line, already printed
+        if not compact or not (reported or user_error(e)):
+            raise
+        if not reported:
+            print(f"error: {one_line(e)}", file=sys.stderr, flush=True)
+        sys.exit(exit_status(e))

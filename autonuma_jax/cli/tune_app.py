@@ -212,17 +212,7 @@ def main() -> None:
     argv = sys.argv[1:]
     if "--dry-run" in argv:
         sys.argv = sys.argv[:1] + [a for a in argv if a != "--dry-run"] + ["dry_run=true"]
-    compact = "HYDRA_FULL_ERROR" not in os.environ
-    if compact:
-        os.environ["HYDRA_FULL_ERROR"] = "1"
-    try:
-        _hydra_main()
-    except Exception as e:  # noqa: BLE001
-        if not compact or not preflight.user_error(e):
-            raise
-        print(f"error: {preflight.one_line(e)}", file=sys.stderr, flush=True)
-        sys.exit(2)
-
+    preflight.run_compact(_hydra_main)
 
 if __name__ == "__main__":
     main()

@@ -14,19 +14,13 @@ import os
 import pandas as pd
 
 from .tune_outputs import rung_history
-from .wandb_log import _finish_quietly, _init, _run_id, _table, _warn
+from .wandb_log import _finish_quietly, _init, _run_id, _table, _warn, import_wandb
 
 
 def log_tuning(lcfg: dict, out_dir: str, group: str | None, name: str, meta: dict, df: pd.DataFrame, best: dict,
                comp: list[dict], trans: list[dict], plots: list[str]) -> str | None:
-    mode = lcfg.get("mode", "offline")
-    mode = getattr(mode, "name", mode)
-    if mode == "disabled":
-        return None
-    try:
-        import wandb
-    except Exception as e:  # noqa: BLE001
-        _warn(f"wandb unavailable ({type(e).__name__}: {e}); results are in {out_dir}, no wandb run")
+    wandb, mode = import_wandb(lcfg, out_dir)
+    if wandb is None:
         return None
     job_dir = None
     try:

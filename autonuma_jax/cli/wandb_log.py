@@ -215,17 +215,25 @@ def plan_runs(results, series, config: dict, out_dir: str, name: str | None, lcf
     return runs
 
 
-def log_job(lcfg: dict, out_dir: str, group: str | None, name: str | None, config: dict, results, series,
-            metrics: list[str], plots: list[str] | None = None) -> str | None:
-    """Log one job to wandb; returns the folder of its job run, or None (disabled or failed: warned)."""
+def import_wandb(lcfg: dict, out_dir: str):
+    """(the wandb module, the logger's mode), or (None, mode) when disabled or unavailable (warned)."""
     mode = lcfg.get("mode", "offline")
     mode = getattr(mode, "name", mode)
     if mode == "disabled":
-        return None
+        return None, mode
     try:
         import wandb
     except Exception as e:  # noqa: BLE001
         _warn(f"wandb unavailable ({type(e).__name__}: {e}); results are in {out_dir}, no wandb run")
+        return None, mode
+    return wandb, mode
+
+
+def log_job(lcfg: dict, out_dir: str, group: str | None, name: str | None, config: dict, results, series,
+            metrics: list[str], plots: list[str] | None = None) -> str | None:
+    """Log one job to wandb; returns the folder of its job run, or None (disabled or failed: warned)."""
+    wandb, mode = import_wandb(lcfg, out_dir)
+    if wandb is None:
         return None
     sweep_agent = bool(os.environ.get("WANDB_SWEEP_ID"))
     try:
