@@ -237,7 +237,7 @@ class Tuner:
         spec = self.spec
         cell = cell_name(machine, workload)
         cands = spec.space.sample(spec.candidates, spec.seed)
-        first = [spec.config(machine, workload, c, spec.seed) for c in cands]
+        first = [validate_run(spec.config(machine, workload, c, spec.seed)) for c in cands]
         pinned = build_static(first)
         sim = first[0].sim
         alive = list(range(len(cands)))
