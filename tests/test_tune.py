@@ -148,7 +148,9 @@ def test_halving_keeps_the_best_and_evaluates_on_fresh_seeds(job):
     assert {r["candidate"] for r in r1} == {r["candidate"] for r in best0}
     ev = [r for r in recs if r["stage"] == "evaluate"]
     assert {r["seed"] for r in ev} == {FRESH_OFFSET, FRESH_OFFSET + 1}
-    assert {r["knobs_from"] for r in ev} == {"defaults", cell}
+    assert {r["knobs_from"] for r in ev} == {"defaults", cell} and len(ev) == 4
+    distinct = {tuple(sorted(r["knobs"].items())) for r in ev}
+    assert calls[-1][3] == 2 * len(distinct)  # identical knob sets (the best is the defaults) run once
     means = {}
     for r in r1:
         means.setdefault(r["candidate"], []).append(r["objective"])

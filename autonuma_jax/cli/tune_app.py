@@ -117,16 +117,21 @@ def dry_run(spec) -> str:
     for d in spec.space.dims:
         lines.append(f"  {d.path}: [{d.lo:g}, {d.hi:g}] {'log' if d.log else 'linear'} {d.kind}")
     n = spec.candidates
-    runs = 0
+    runs, share = 0, 0.0
     for r, rung in enumerate(spec.rungs):
         lines.append(f"  rung {r}: {n} candidate(s) x {rung.seeds} seed(s), {rung.fraction:g} of the run")
         runs += n * rung.seeds
+        share += n * rung.seeds * rung.fraction
         n = max(1, -(-n // spec.eta))
     sets = 1 + (len(spec.cells) if spec.transfer else 1)
     lines.append(f"  evaluation: {sets} knob set(s) x {spec.fresh_seeds} fresh seed(s) per cell")
+    total = 0.0
     for m, w in spec.cells:
-        lines.append(f"  cell {cell_name(m, w)}")
-    lines.append(f"  {runs + sets * spec.fresh_seeds} runs per cell, {2 * len(spec.cells)} batch shapes to compile")
+        dur = spec.config(m, w, {}, spec.seed).sim.duration_s
+        total += (share + sets * spec.fresh_seeds) * dur
+        lines.append(f"  cell {cell_name(m, w)}: runs of {dur:g} s at most")
+    lines.append(f"  {runs + sets * spec.fresh_seeds} runs per cell, {2 * len(spec.cells)} batch shapes to compile, "
+                 f"{total:.0f} simulated configuration-seconds at most (runs stop when their threads are done)")
     return "\n".join(lines)
 
 

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from matplotlib.ticker import NullFormatter
 
 from ..analysis.figures import pyplot, save
@@ -87,10 +88,16 @@ def front_plot(df, meta, path: str) -> str | None:
         pts = s.groupby("candidate")[["runtime_proj_s", "overhead_proj_s"]].mean()
         ax.scatter(pts["overhead_proj_s"], pts["runtime_proj_s"], s=16, alpha=0.6, label=f"rung {last} candidates")
         e = df[(df["stage"] == "evaluate") & (df["cell"] == cell)]
-        ev = e.groupby("knobs_from")[["runtime_s", "overhead_cpu_s"]].mean()
-        for name, row in ev.iterrows():
-            ax.scatter(row["overhead_cpu_s"], row["runtime_s"], marker="*" if name == "defaults" else "D", s=60,
-                       label=f"{name} (fresh seeds)")
+        dims = [d["path"] for d in meta.get("dims", [])]
+        rows = []  # one point per distinct knob set, named after every cell that chose it
+        for _, g in e.groupby(dims, sort=False):
+            names = list(dict.fromkeys(g["knobs_from"]))
+            one = g[g["knobs_from"] == names[0]]
+            rows.append((" = ".join(names), one["overhead_cpu_s"].mean(), one["runtime_s"].mean(), "defaults" in names))
+        ev = pd.DataFrame(rows, columns=["name", "overhead_cpu_s", "runtime_s", "default"])
+        for _, row in ev.iterrows():
+            ax.scatter(row["overhead_cpu_s"], row["runtime_s"], marker="*" if row["default"] else "D", s=60,
+                       label=f"{row['name']} (fresh seeds)"[:90])
         x = np.concatenate([pts["overhead_proj_s"].to_numpy(float), ev["overhead_cpu_s"].to_numpy(float)])
         y = np.concatenate([pts["runtime_proj_s"].to_numpy(float), ev["runtime_s"].to_numpy(float)])
         ok = np.isfinite(x) & np.isfinite(y)

@@ -13,7 +13,8 @@ Stages, each one or more vmapped batches (``simulate.Bucket``):
 2. **Evaluation**, per cell, on ``fresh_seeds`` seeds no rung used: the defaults and the best
    knobs of every cell (with ``transfer``; else the cell's own best only), full length, one batch.
    The cell's own row is the fresh-seed comparison; the others are the transfer table
-   (``evaluate.py``).
+   (``evaluate.py``). Identical knob sets (cells that chose the same candidate, or a best that is
+   the defaults) run once and are recorded under each name.
 
 Seeds: rung seeds are ``seed .. seed + rungs[-1].seeds - 1`` (each rung's are a prefix of the
 next's); fresh seeds are ``seed + FRESH_OFFSET + i``. Every configuration's result depends on its
@@ -246,7 +247,7 @@ class Tuner:
                 alive = survivors(self.store.select(stage="search", cell=cell, rung=r - 1), alive, spec.eta)
             seeds = spec.search_seeds(r)
             jobs = [(i, s) for i in alive for s in seeds]
-            meta = [{"candidate": i, "is_default": i == 0} for i, _ in jobs]
+            meta = [[{"candidate": i, "is_default": i == 0}] for i, _ in jobs]
             self._batch("search", cell, r, machine, workload, [cands[i] for i, _ in jobs], [s for _, s in jobs],
                         meta, spec.budget_reports(rung.fraction, sim), pinned)
         final = survivors(self.store.select(stage="search", cell=cell, rung=len(spec.rungs) - 1), alive, 1)
@@ -256,19 +257,25 @@ class Tuner:
     def evaluate(self, machine: str, workload: str, best: dict[str, dict]) -> None:
         spec = self.spec
         cell = cell_name(machine, workload)
-        sets: list[tuple[str, dict]] = [("defaults", spec.space.defaults())]
+        sets: list[tuple[list[str], dict]] = [(["defaults"], spec.space.defaults())]
         for src, cand in best.items():
-            if spec.transfer or src == cell:
-                sets.append((src, cand))
-        jobs = [(name, cand, s) for name, cand in sets for s in spec.fresh()]
-        meta = [{"knobs_from": name, "is_default": name == "defaults"} for name, _, _ in jobs]
+            if not (spec.transfer or src == cell):
+                continue
+            same = next((names for names, c in sets if c == cand), None)
+            if same is not None:
+                same.append(src)  # one run serves every name: a result depends on knobs and seed only
+            else:
+                sets.append(([src], cand))
+        jobs = [(names, cand, s) for names, cand in sets for s in spec.fresh()]
+        meta = [[{"knobs_from": n, "is_default": n == "defaults"} for n in names] for names, _, _ in jobs]
         sim = spec.config(machine, workload, {}, spec.seed).sim
         self._batch("evaluate", cell, 0, machine, workload, [c for _, c, _ in jobs], [s for _, _, s in jobs], meta,
                     sim.n_reports, None)
 
     # ---- one batch -------------------------------------------------------------------------
     def _batch(self, stage: str, cell: str, rung: int, machine: str, workload: str, cands: Sequence[dict],
-               seeds: Sequence[int], meta: Sequence[dict], budget: int, static) -> None:
+               seeds: Sequence[int], meta: Sequence[list[dict]], budget: int, static) -> None:
+        """Run one batch (unless the store has it) and record each run once per entry of its meta."""
         if self.store.has(stage, cell, rung):
             return
         from ..simulate import Bucket
@@ -289,11 +296,12 @@ class Tuner:
                           + (f" ({bucket.checkpoint_error})" if bucket.checkpoint_error else ""))
         budget_s = budget * bucket.static.report_ticks * bucket.static.tick_s
         recs = []
-        for r, c, s, mt in zip(res, cands, seeds, meta):
+        for r, c, s, mts in zip(res, cands, seeds, meta):
             m = measure(r, spec.objective, spec.overhead_weight)
             mname, wname = cell.split("/", 1)
-            recs.append({"stage": stage, "cell": cell, "machine": mname, "workload": wname, "rung": rung,
-                         "seed": s, "budget_s": budget_s, **mt, "knobs": dict(c), **_plain(m)})
+            for mt in mts:  # one record per name the run serves (the evaluation of identical knob sets)
+                recs.append({"stage": stage, "cell": cell, "machine": mname, "workload": wname, "rung": rung,
+                             "seed": s, "budget_s": budget_s, **mt, "knobs": dict(c), **_plain(m)})
         self.store.add(stage, cell, rung, recs)
         if kw:
             try:
