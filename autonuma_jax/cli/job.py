@@ -94,9 +94,8 @@ def prepare(cfg: dict) -> list[Run]:
         from ..tune.objective import OBJECTIVES
         if obj not in OBJECTIVES:
             raise ConfigError(f"objective={obj!r}: must be null or one of {', '.join(OBJECTIVES)}")
-        w = cfg.get("overhead_weight", 1.0)
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= 1e6:
-            raise ConfigError(f"overhead_weight={w!r}: must be a number in [0, 1000000]")
+        from .. import checks
+        checks.number("overhead_weight", cfg.get("overhead_weight", 1.0), 0, 1e6)
     return runs
 
 

@@ -109,17 +109,17 @@ class TuneSpec:
         if self.objective not in OBJECTIVES:
             raise ConfigError(f"tune.objective={self.objective!r}: must be one of {', '.join(OBJECTIVES)}")
         w = K.number("tune.overhead_weight", self.overhead_weight, 0, 1e6)
-        n = _int("tune.candidates", self.candidates, 1, 100_000)
-        eta = _int("tune.eta", self.eta, 2, 1000)
-        fresh = _int("tune.fresh_seeds", self.fresh_seeds, 1, 10_000)
-        seed = _int("seed", self.seed, 0, MAX_SEED - FRESH_OFFSET - fresh)
-        rpc = _int("tune.reports_per_chunk", self.reports_per_chunk, 1, 10**6)
+        n = K.integer("tune.candidates", self.candidates, 1, 100_000)
+        eta = K.integer("tune.eta", self.eta, 2, 1000)
+        fresh = K.integer("tune.fresh_seeds", self.fresh_seeds, 1, 10_000)
+        seed = K.integer("seed", self.seed, 0, MAX_SEED - FRESH_OFFSET - fresh)
+        rpc = K.integer("tune.reports_per_chunk", self.reports_per_chunk, 1, 10**6)
         if not self.rungs:
             raise ConfigError("tune.rungs: name at least one rung ({fraction: 1.0, seeds: 3})")
         rungs = []
         for i, r in enumerate(self.rungs):
             f = K.number(f"tune.rungs[{i}].fraction", r.fraction, 0, 1, lo_open=True)
-            s = _int(f"tune.rungs[{i}].seeds", r.seeds, 1, 10_000)
+            s = K.integer(f"tune.rungs[{i}].seeds", r.seeds, 1, 10_000)
             if rungs and (f < rungs[-1].fraction or s < rungs[-1].seeds):
                 raise ConfigError(f"tune.rungs[{i}]: fraction ({f}) and seeds ({s}) must not decrease from "
                                   f"rung {i - 1}'s ({rungs[-1].fraction}, {rungs[-1].seeds})")
@@ -184,14 +184,6 @@ class TuneSpec:
 
     def fresh(self) -> list[int]:
         return [self.seed + FRESH_OFFSET + i for i in range(self.fresh_seeds)]
-
-
-def _int(name: str, v: Any, lo: int, hi: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) and not (isinstance(v, float) and v.is_integer()):
-        raise ConfigError(f"{name}={v!r}: must be an integer in [{lo}, {hi}]")
-    if not lo <= int(v) <= hi:
-        raise ConfigError(f"{name}={v!r}: must be an integer in [{lo}, {hi}]")
-    return int(v)
 
 
 def cell_name(machine, workload) -> str:
