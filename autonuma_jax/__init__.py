@@ -14,6 +14,7 @@ from .errors import ConfigError
 from .frames import results_frame, timeseries_frame
 from .knobs import Knobs, with_overrides
 from .machine import PRESETS as MACHINES, Machine, get_machine
+from .topology import load as machine_from_file
 from .progress import ProgressRecord
 from .simulate import Bucket, Result
 from .workloads import BENCHMARKS, WORKLOADS, make_benchmark, make_workload
@@ -27,7 +28,7 @@ else:
     # `import autonuma_jax.simulate as m` gives the module, not the function it used to be shadowed by.
     from . import simulate
 
-__all__ = ["POLICIES", "RunConfig", "SimConfig", "ConfigError", "Knobs", "with_overrides", "MACHINES", "Machine",
+__all__ = ["POLICIES", "RunConfig", "SimConfig", "ConfigError", "Knobs", "with_overrides", "MACHINES", "Machine", "machine_from_file",
            "get_machine", "Bucket", "Result", "simulate", "ProgressRecord", "results_frame", "timeseries_frame",
            "BENCHMARKS", "WORKLOADS", "make_benchmark", "make_workload"]
 __version__ = "0.1.0"

@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Sequence
 
+import numpy as np
+
 from .errors import ConfigError, require
 from .knobs import Knobs, validate as validate_knobs
 from .machine import PAGE_SIZE, Machine, get_machine
@@ -211,12 +213,20 @@ def _check_fits(machine: Machine, wl: Workload, unit_pages: int) -> None:
     require(wl.n_tasks <= 4096, f"workload[{wl.name}].threads", wl.n_tasks, "<= 4096 threads")
     pages = sum(_units(p.mem_bytes, unit_pages) * unit_pages for p in wl.processes)
     mn, low, high = machine.watermarks_pages()
-    usable = int((machine.node_pages - high).sum())
+    usable = int(np.maximum(machine.node_pages - high, 0).sum())
     if pages > usable:
         need = pages * PAGE_SIZE / 2**30
         have = usable * PAGE_SIZE / 2**30
         raise ConfigError(f"workload={wl.name!r}: needs {need:.2f} GiB but machine={machine.name!r} has "
                           f"{have:.2f} GiB above the high watermarks (short by {need - have:.2f} GiB)")
+    # A thread allowed only on nodes without CPUs could never run (uneven machines: memory-only nodes).
+    with_cpus = machine.cpu_nodes_mask()
+    for i, t in enumerate(wl.threads):
+        if t.cpus_allowed and not t.cpus_allowed & with_cpus:
+            nodes = [machine.node_label(n) for n in range(machine.n_nodes) if t.cpus_allowed >> n & 1]
+            raise ConfigError(f"workload={wl.name!r}: thread {i} may run only on node(s) {nodes}, which have no CPUs "
+                              f"on machine={machine.name!r} (nodes with CPUs: "
+                              f"{[machine.node_label(n) for n in range(machine.n_nodes) if with_cpus >> n & 1]})")
     # Every bind mask used for allocation must be able to hold the memory of the processes bound to it.
     bound: dict = {}
     for t in wl.threads:
@@ -224,7 +234,7 @@ def _check_fits(machine: Machine, wl: Workload, unit_pages: int) -> None:
             bound.setdefault(mask, set()).add(t.mm)
     for mask, procs in bound.items():
         nodes = [n for n in range(machine.n_nodes) if mask >> n & 1]
-        cap = sum(int(machine.node_pages - high[n]) for n in nodes)
+        cap = sum(max(0, int(machine.node_pages[n] - high[n])) for n in nodes)
         need = sum(_units(wl.processes[i].mem_bytes, unit_pages) * unit_pages for i in procs)
         if need > cap:
             raise ConfigError(f"workload={wl.name!r}: bind mask {mask:#x} holds {cap * PAGE_SIZE / 2**30:.2f} "

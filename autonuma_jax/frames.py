@@ -47,7 +47,8 @@ def config_columns(cfg: RunConfig) -> dict[str, Any]:
     """Identity columns of one (validated) configuration: label, names, sim settings, every knob."""
     wl = cfg.workload.name if isinstance(cfg.workload, Workload) else cfg.workload
     out: dict[str, Any] = {
-        "label": cfg.label(), "machine": cfg.resolved_machine().name, "workload": wl,
+        "label": cfg.label(), "machine": cfg.resolved_machine().name,
+        "machine.calibration": cfg.resolved_machine().calibration, "workload": wl,
         # the variant the policy imposes (hard_bind, inverse_bind), else the configuration's own
         "variant": POLICIES[cfg.policy][1] or cfg.variant, "build": cfg.build,
         "policy": cfg.policy, "seed": cfg.seed,

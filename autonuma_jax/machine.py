@@ -49,17 +49,51 @@ class Machine:
     link_group_gbs: float | None = None
     latency_ns: tuple | None = None  # explicit idle latency matrix (overrides the derived one)
     link_matrix_gbs: tuple | None = None  # explicit per-direction capacity of each link a -> b
+    # Uneven machines (topology files: autonuma_jax.topology). None = every node has cpus_per_node
+    # CPUs and mem_per_node_mib MiB. A node may have no CPUs (memory-only) or no memory (CPU-only);
+    # the engine sees per-node arrays (cpu_node, node_pages), so no shape changes.
+    node_cpus: tuple | None = None  # CPUs of each node
+    node_mem_mib: tuple | None = None  # MiB of memory of each node
+    node_ids: tuple | None = None  # the firmware's node numbers (may have holes), for display only
+    # "calibrated" (fitted to measured baselines) or "uncalibrated: <where the physics came from>";
+    # results, reports and the CLI carry it so an uncalibrated prediction is never mistaken for one
+    calibration: str = "calibrated"
     sources: str = ""
     description: str = ""
 
     # ---- derived -------------------------------------------------------------------------
-    @property
-    def n_cpus(self) -> int:
-        return self.n_nodes * self.cpus_per_node
+    def cpus_of_nodes(self) -> np.ndarray:
+        """[N] CPUs of each node."""
+        if self.node_cpus is not None:
+            return np.asarray(self.node_cpus, dtype=np.int64)
+        return np.full(self.n_nodes, self.cpus_per_node, dtype=np.int64)
+
+    def mib_of_nodes(self) -> np.ndarray:
+        """[N] MiB of memory of each node."""
+        if self.node_mem_mib is not None:
+            return np.asarray(self.node_mem_mib, dtype=np.int64)
+        return np.full(self.n_nodes, self.mem_per_node_mib, dtype=np.int64)
 
     @property
-    def node_pages(self) -> int:
-        return self.mem_per_node_mib * 1024 * 1024 // PAGE_SIZE
+    def uneven(self) -> bool:
+        return len(set(self.cpus_of_nodes().tolist())) > 1 or len(set(self.mib_of_nodes().tolist())) > 1
+
+    @property
+    def n_cpus(self) -> int:
+        return int(self.cpus_of_nodes().sum())
+
+    @property
+    def node_pages(self) -> np.ndarray:
+        """[N] capacity of each node in 4 KiB pages."""
+        return self.mib_of_nodes() * (1024 * 1024 // PAGE_SIZE)
+
+    def cpu_nodes_mask(self) -> int:
+        """Bit mask of the nodes that have CPUs (a binding to any other node could never run)."""
+        return sum(1 << n for n, c in enumerate(self.cpus_of_nodes().tolist()) if c > 0)
+
+    def node_label(self, n: int) -> int:
+        """The firmware's number of node n (numactl / sysfs), n itself when the numbering has no holes."""
+        return int(self.node_ids[n]) if self.node_ids is not None else n
 
     @property
     def thread_peak_gbs(self) -> float:
@@ -67,7 +101,7 @@ class Machine:
         return self.core_mlp * 64.0 / float(self.latency_matrix().min())
 
     def cpu_node(self) -> np.ndarray:
-        return np.repeat(np.arange(self.n_nodes, dtype=np.int32), self.cpus_per_node)
+        return np.repeat(np.arange(self.n_nodes, dtype=np.int32), self.cpus_of_nodes()).astype(np.int32)
 
     def cpu_core(self) -> np.ndarray:
         return (np.arange(self.n_cpus, dtype=np.int32) // self.threads_per_core).astype(np.int32)
@@ -111,13 +145,14 @@ class Machine:
         """(min, low, high) watermarks per node in 4 KiB pages.
 
         Linux 3.6 init_per_zone_wmark_min: min_free_kbytes = sqrt(lowmem_kbytes * 16), clamped
-        to [128, 65536]; each zone gets a share proportional to its size; low = min * 5/4,
-        high = min * 3/2. We treat each node as one zone [I].
+        to [128, 65536]; each zone gets a share proportional to its size (__setup_per_zone_wmarks);
+        low = min * 5/4, high = min * 3/2. We treat each node as one zone [I].
         """
-        total_kb = self.n_nodes * self.mem_per_node_mib * 1024
+        mib = self.mib_of_nodes()
+        total_kb = int(mib.sum()) * 1024
         min_free_kb = int(min(65536, max(128, math.isqrt(total_kb * 16))))
-        per_node_min = min_free_kb // 4 // self.n_nodes  # kB -> pages, split evenly over nodes
-        mn = np.full(self.n_nodes, per_node_min, dtype=np.int32)
+        # kB -> pages, shared in proportion to node size (equal nodes: min_free_kb // 4 // n_nodes)
+        mn = ((min_free_kb // 4) * mib // max(int(mib.sum()), 1)).astype(np.int32)
         return mn, mn + mn // 4, mn + mn // 2
 
     def validate(self) -> "Machine":
@@ -145,19 +180,46 @@ class Machine:
             norm["latency_ns"] = K.num_matrix("machine.latency_ns", self.latency_ns, n)
         if self.link_matrix_gbs is not None:
             norm["link_matrix_gbs"] = K.num_matrix("machine.link_matrix_gbs", self.link_matrix_gbs, n)
+        for f, hi in (("node_cpus", 4096), ("node_mem_mib", 4 << 20), ("node_ids", 4095)):
+            v = getattr(self, f)
+            if v is None:
+                continue
+            if isinstance(v, (str, bytes)) or not hasattr(v, "__len__") or len(v) != n:
+                raise ConfigError(f"machine.{f}={v!r}: must be a list of {n} integers (one per node)")
+            norm[f] = tuple(K.integer(f"machine.{f}[{i}]", x, 0, hi) for i, x in enumerate(v))
+        if not isinstance(self.calibration, str) or not self.calibration:
+            raise ConfigError(f"machine.calibration={self.calibration!r}: must be 'calibrated' or "
+                              "'uncalibrated: <why>'")
+        if self.node_cpus is not None:
+            norm["cpus_per_node"] = max(norm["node_cpus"])  # the largest node (documentation only)
+        if self.node_mem_mib is not None:
+            norm["mem_per_node_mib"] = max(norm["node_mem_mib"])
         return _replace(self, **norm)._validate_ranges()
 
     def _validate_ranges(self) -> "Machine":
         require(self.n_nodes >= 1 and self.n_nodes <= 64, "machine.n_nodes", self.n_nodes, "an integer in [1, 64]")
         require(self.cpus_per_node >= 1, "machine.cpus_per_node", self.cpus_per_node, "an integer >= 1")
-        require(self.n_cpus <= 4096, "machine.cpus_per_node", self.cpus_per_node,
-                f"at most {4096 // self.n_nodes} with {self.n_nodes} nodes (4096 CPUs in all)")
-        require(self.threads_per_core in (1, 2, 4) and self.cpus_per_node % self.threads_per_core == 0,
-                "machine.threads_per_core", self.threads_per_core, "1, 2 or 4, dividing cpus_per_node")
-        require(self.mem_per_node_mib >= 64 and self.mem_per_node_mib % 2 == 0, "machine.mem_per_node_mib",
-                self.mem_per_node_mib, "an even number of MiB >= 64 (whole 2 MiB page units)")
-        require(self.node_pages < 2**31 // 2, "machine.mem_per_node_mib", self.mem_per_node_mib,
+        require(self.n_cpus <= 4096, "machine.node_cpus" if self.node_cpus is not None else "machine.cpus_per_node",
+                self.cpus_per_node, f"at most {4096 // self.n_nodes} with {self.n_nodes} nodes (4096 CPUs in all)")
+        cpus, mib = self.cpus_of_nodes(), self.mib_of_nodes()
+        require(self.threads_per_core in (1, 2, 4) and bool(np.all(cpus % self.threads_per_core == 0)),
+                "machine.threads_per_core", self.threads_per_core,
+                "1, 2 or 4, dividing every node's CPU count" + (f" {cpus.tolist()}" if self.uneven else
+                                                                 " (cpus_per_node)"))
+        if self.node_cpus is not None:
+            require(int(cpus.sum()) >= 1, "machine.node_cpus", list(self.node_cpus), "at least one node with CPUs")
+        if self.node_mem_mib is not None:
+            bad = [int(x) for x in mib if x != 0 and (x < 64 or x % 2)]
+            require(not bad and int(mib.sum()) >= 64, "machine.node_mem_mib", list(self.node_mem_mib),
+                    "0 (a CPU-only node) or an even number of MiB >= 64 per node, >= 64 MiB in all")
+        else:
+            require(self.mem_per_node_mib >= 64 and self.mem_per_node_mib % 2 == 0, "machine.mem_per_node_mib",
+                    self.mem_per_node_mib, "an even number of MiB >= 64 (whole 2 MiB page units)")
+        require(bool(np.all(self.node_pages < 2**31 // 2)), "machine.mem_per_node_mib", int(mib.max()),
                 "< 4 TiB per node (int32 page counters)")
+        if self.node_ids is not None:
+            require(len(set(self.node_ids)) == self.n_nodes, "machine.node_ids", list(self.node_ids),
+                    "distinct node numbers")
         d = np.asarray(self.distance)
         require(d.shape == (self.n_nodes, self.n_nodes), "machine.distance", f"shape {d.shape}",
                 f"a {self.n_nodes}x{self.n_nodes} SLIT matrix")

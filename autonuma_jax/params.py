@@ -189,7 +189,7 @@ def build_params(cfg: RunConfig, static: Static) -> Params:
     tick_s = static.tick_ns * 1e-9
     mp = machine_params(m)
     mp = MachineParams(
-        cpu_node=m.cpu_node(), cpu_core=m.cpu_core(), node_pages=np.full(N, m.node_pages, i32),
+        cpu_node=m.cpu_node(), cpu_core=m.cpu_core(), node_pages=m.node_pages.astype(i32),
         wmark_low=low.astype(i32), wmark_high=high.astype(i32), distance=dist, zonelist=m.zonelist(), **mp)
 
     def region(t, off, ln):

@@ -98,6 +98,11 @@ def make_report(roots, out: str | None = None, timeseries: bool = True, max_nmst
         with _pd().option_context("display.width", 200, "display.max_colwidth", 60, "display.max_rows", 80,
                                   "display.float_format", "{:.4g}".format):
             print(summ[cols].to_string(index=False))
+        if "machine.calibration" in results.columns:
+            cal = results.drop_duplicates("machine")[["machine", "machine.calibration"]]
+            for name, c in cal.itertuples(index=False):
+                if isinstance(c, str) and c != "calibrated":
+                    print(f"note: machine {name!r} is {c} (absolute times borrow that physics)")
         print(f"wrote {out}: results_merged.parquet, results_merged.csv, summary.csv, {len(plots)} plot(s)")
     return {"out": out, "results": results, "summary": summ, "plots": plots}
 

@@ -209,7 +209,8 @@ def test_results_frame_one_row_per_configuration(quiet_results):
     knob_cols = list(K.flatten(K.Knobs()))
     summ = quiet_results[0].summary()
     metrics = [k for k in summ if k not in ("label", "policy", "seed")]
-    ident = ["config_index", "label", "machine", "workload", "variant", "build", "policy", "seed"]
+    ident = ["config_index", "label", "machine", "machine.calibration", "workload", "variant", "build", "policy",
+             "seed"]
     sim = [f"sim.{f.name}" for f in dataclasses.fields(an.SimConfig)]
     assert list(df.columns) == ident + sim + knob_cols + metrics + ["n_tasks", "reports"]
     assert list(df["policy"]) == ["autonuma24", "none"] and list(df["machine"]) == ["tiny2", "tiny2"]

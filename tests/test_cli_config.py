@@ -62,6 +62,8 @@ def test_every_group_option_composes_and_validates(group):
         ov = [f"{group}={opt}"]
         if group == "machine" and opt.startswith("tiny"):
             ov += ["workload.size_mib=128", "workload.loops=20"]
+        if group == "machine" and opt == "from_file":
+            ov += [f"machine.path={CONF.parent / 'tests/fixtures/topology/numactl_8node_uneven.txt'}"]
         if group == "sim" and opt == "pte_4k":
             ov += ["machine=tiny2", "workload.size_mib=64", "workload.loops=5"]
         cfg = to_dict(compose(ov))

@@ -31,10 +31,14 @@ MiB = 1 << 20
 MACHINE_FIELDS = ("name", "n_nodes", "cpus_per_node", "threads_per_core", "mem_per_node_mib", "distance",
                   "lat_local_ns", "lat_remote_ns", "core_mlp", "socket_mlp", "node_bw_gbs", "link_bw_gbs",
                   "bzero_traffic", "groups", "lat_group_ns", "link_group_gbs", "latency_ns", "link_matrix_gbs",
-                  "description")
+                  "description", "node_cpus", "node_mem_mib", "node_ids", "calibration")
 # fields a custom machine (machine.preset=null) may leave out: they have defaults in Machine
 OPTIONAL_MACHINE_FIELDS = ("description", "bzero_traffic", "groups", "lat_group_ns", "link_group_gbs", "latency_ns",
-                           "link_matrix_gbs")
+                           "link_matrix_gbs", "node_cpus", "node_mem_mib", "node_ids", "calibration")
+# what a machine read from a topology file (machine.path) may still set: its name, SMT, the physics
+FROM_FILE_FIELDS = ("name", "threads_per_core", "description", "lat_local_ns", "lat_remote_ns", "core_mlp",
+                    "socket_mlp", "node_bw_gbs", "link_bw_gbs", "bzero_traffic", "groups", "lat_group_ns",
+                    "link_group_gbs", "latency_ns", "link_matrix_gbs", "calibration")
 SIM_FIELDS = tuple(f.name for f in fields(SimConfig))
 # sweep parameters that are not knobs
 SPECIAL = ("policy", "machine", "workload", "variant")
@@ -55,13 +59,26 @@ class Run:
 # sections -> core objects
 
 def build_machine(m: dict) -> Machine | str:
-    """A preset name (untouched preset), or a Machine (preset with overrides, or custom)."""
+    """A preset name (untouched preset), or a Machine (preset with overrides, custom, or read from
+    a topology file: machine.path)."""
     over = {k: m.get(k) for k in MACHINE_FIELDS if m.get(k) is not None}
     # matrices are checked (and normalised) by Machine.validate: a distance of 25.9 is refused, not truncated
     for k in ("distance", "latency_ns", "link_matrix_gbs"):
         if k in over and isinstance(over[k], list):
             over[k] = tuple(tuple(row) if isinstance(row, list) else row for row in over[k])
+    for k in ("node_cpus", "node_mem_mib", "node_ids"):
+        if k in over and isinstance(over[k], list):
+            over[k] = tuple(over[k])
     preset = m.get("preset")
+    if m.get("path") is not None:
+        return _machine_from_file(m, over, preset)
+    if preset is None and m.get("format") == "auto" and "n_nodes" not in over:
+        raise ConfigError("machine.path=None: machine=from_file needs machine.path=<numactl --hardware file, hwloc "
+                          "XML file or copy of /sys/devices/system>")
+    if m.get("format") not in (None, "auto") or m.get("physics_from") is not None:
+        key = "format" if m.get("format") not in (None, "auto") else "physics_from"
+        raise ConfigError(f"machine.{key}={m.get(key)!r}: only used with machine.path=<topology file> "
+                          "(machine=from_file)")
     if preset is not None:
         base = get_machine(preset)
         over = {k: v for k, v in over.items() if getattr(base, k) != v}
@@ -73,6 +90,24 @@ def build_machine(m: dict) -> Machine | str:
         raise ConfigError(f"machine.preset=None: a custom machine needs machine.{missing[0]} "
                           f"(missing: {', '.join(missing)}), or pick a preset ({', '.join(sorted(PRESETS))})")
     return Machine(**over).validate()
+
+
+def _machine_from_file(m: dict, over: dict, preset) -> Machine:
+    from ..topology import load
+    if preset is not None:
+        raise ConfigError(f"machine.path={m['path']!r} with machine.preset={preset!r}: a machine comes from a "
+                          "preset or from a topology file, not both (machine=from_file sets preset: null)")
+    fixed = sorted(set(over) - set(FROM_FILE_FIELDS))
+    if fixed:
+        raise ConfigError(f"machine.{fixed[0]}: comes from machine.path={m['path']!r}; with a topology file only "
+                          f"{', '.join(FROM_FILE_FIELDS)} may be set")
+    if not isinstance(m["path"], str) or not m["path"]:
+        raise ConfigError(f"machine.path={m['path']!r}: must be the path of a numactl --hardware file, an hwloc "
+                          "XML file or a copy of /sys/devices/system/node")
+    name, tpc, desc = over.pop("name", None), over.pop("threads_per_core", None), over.pop("description", None)
+    mach = load(m["path"], m.get("format") or "auto", name=name, physics_from=m.get("physics_from"),
+                threads_per_core=tpc, **over)
+    return replace(mach, description=desc) if desc else mach
 
 
 def _flat_dict(d: dict, prefix: str = "") -> dict:
@@ -431,6 +466,9 @@ def describe(run: Run) -> dict:
         "config_index": run.index, "combo": run.combo,
         "machine": m.name, "machine.n_nodes": m.n_nodes, "machine.n_cpus": m.n_cpus,
         "machine.mem_per_node_mib": m.mem_per_node_mib,
+        "machine.node_cpus": " ".join(map(str, m.cpus_of_nodes().tolist())),
+        "machine.node_mem_mib": " ".join(map(str, m.mib_of_nodes().tolist())),
+        "machine.calibration": m.calibration,
         "workload": wl["name"], "variant": POLICIES[rc.policy][1] or rc.variant,
         "workload.size_mib": wl.get("size_mib"), "workload.loops": wl.get("loops"),
         "workload.params": _params_json(wl.get("params")),

@@ -324,6 +324,7 @@ def _run_locked(cfg, out_dir, job, resolved_yaml, group, run_name, runs, rcfg, o
     enable_compilation_cache(sim.get("compilation_cache_dir"))
     info.n_configs = len(runs)
     log.info(f"{len(runs)} configuration(s) -> {out_dir}")
+    warn_uncalibrated(runs)
     ckpt_dir = os.path.join(out_dir, "checkpoints")
     ckpt_every = int(rcfg.get("checkpoint_every", 0) or 0)
     preempt.install()
@@ -373,6 +374,18 @@ def _run_locked(cfg, out_dir, job, resolved_yaml, group, run_name, runs, rcfg, o
     log.info(f"done in {time.time() - t0:.1f} s: {info.n_configs} configuration(s) in {info.n_batches} batch(es), "
              f"{info.compiles} compile(s); results in {out_dir}")
     return info
+
+
+def warn_uncalibrated(runs) -> None:
+    """One warning per machine whose physics nobody fitted (a topology file's machine): its
+    absolute times are the borrowed preset's physics on this topology, not a measurement."""
+    seen = set()
+    for r in runs:
+        m = r.config.resolved_machine()
+        if m.calibration != "calibrated" and m.name not in seen:
+            seen.add(m.name)
+            log.warning(f"machine {m.name!r} is {m.calibration}; give measured numbers as machine.<field>= "
+                        "(docs/topology.md) before trusting absolute times")
 
 
 def _print_table(df, limit: int = 20):

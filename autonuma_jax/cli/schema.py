@@ -89,6 +89,17 @@ class MachineConf:
     latency_ns: Optional[List[List[float]]] = None
     link_matrix_gbs: Optional[List[List[float]]] = None
     description: Optional[str] = None
+    # uneven machines: CPUs and MiB of each node, the firmware's node numbers (holes allowed)
+    node_cpus: Optional[List[int]] = None
+    node_mem_mib: Optional[List[int]] = None
+    node_ids: Optional[List[int]] = None
+    calibration: Optional[str] = None  # "calibrated" or "uncalibrated: <why>" (default: calibrated)
+    # machine=from_file: a topology file (numactl --hardware text, hwloc XML, a copy of
+    # /sys/devices/system/node); format auto | numactl | sysfs | hwloc; physics_from: the preset
+    # whose memory-system physics the machine borrows (default: the preset of its node count)
+    path: Optional[str] = None
+    format: Optional[str] = None
+    physics_from: Optional[str] = None
 
 
 @dataclass

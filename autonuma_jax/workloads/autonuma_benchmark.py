@@ -148,12 +148,17 @@ def numa02(machine: Machine, variant: str = "default", smt: bool = False, size: 
     threads = [Thread(mm=0, init_offset=0, init_len=size, init_passes=1,
                       init_bind_by_slice=bound or variant == "split_init",
                       work_offset=0, work_len=0, work_passes=0)]
+    # HARD_BIND puts thread i on the node of the i-th share of the CPUs (i // threads-per-node on an
+    # even machine; on an uneven one, the node that owns CPU i * n_cpus / nthreads, so no thread is
+    # bound to a node without CPUs)
+    cpu_node = machine.cpu_node()
     for i in range(nthreads):
         node = None
         if variant == "hard_bind":
-            node = min(n - 1, i // per_node)
+            node = int(cpu_node[i * machine.n_cpus // nthreads]) if machine.uneven else min(n - 1, i // per_node)
         elif variant in ("inverse_bind", "inverse_bind_both"):
-            node = min(n - 1, (nthreads - 1 - i) // per_node)
+            j = nthreads - 1 - i
+            node = int(cpu_node[j * machine.n_cpus // nthreads]) if machine.uneven else min(n - 1, j // per_node)
         mask = 0 if node is None else 1 << node
         threads.append(Thread(mm=0, work_offset=tsize * i, work_len=tsize, work_passes=loops,
                               work_bind_mask=mask, cpus_allowed=mask, start_after=0))
