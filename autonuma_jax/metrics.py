@@ -32,6 +32,8 @@ import math
 
 import numpy as np
 
+from .vmstat import kernel_counters
+
 CONVERGED_TOLERANCE = 0.05
 OVERHEAD_NAMES = ("scan", "fault", "migrate", "exchange", "collapse")
 
@@ -119,4 +121,7 @@ def summarize(res) -> dict:
     )
     for name, v in zip(OVERHEAD_NAMES, ov):
         out[f"overhead_{name}_s"] = float(v)
+    # the kernel's own counter names (/proc/vmstat, AutoNUMA24's sysfs) and mmtests' figures;
+    # NaN where the policy's kernel had no such counter
+    out.update(kernel_counters(tot, res.config.policy, out["full_scans"], out["pages_scanned"], out["pages_migrated"]))
     return out

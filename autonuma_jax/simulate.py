@@ -30,7 +30,7 @@ from .config import RunConfig, build_static, shape_key, validate_run
 from .errors import ConfigError
 from .progress import Progress, ProgressRecord, chunks_of
 from .pytree import pytree_dataclass, replace
-from .state import T_DONE, init_state, zero_counters
+from .state import T_DONE, VMSTAT_COUNTERS, init_state, zero_counters
 from .static import Static
 from .tick import step, step_batch
 
@@ -67,6 +67,14 @@ class Row:
     free_pages: jnp.ndarray  # [N]
     tasks_done: jnp.ndarray
     invariants_ok: jnp.ndarray  # [K] in check_invariants mode (invariants.NAMES), [0] otherwise
+    # the kernel's vmstat NUMA counters of the interval (vmstat.py)
+    numa_pte_updates: jnp.ndarray
+    numa_huge_pte_updates: jnp.ndarray
+    numa_hint_faults_local: jnp.ndarray
+    numa_hit: jnp.ndarray
+    numa_miss: jnp.ndarray
+    numa_local: jnp.ndarray
+    numa_other: jnp.ndarray
 
 
 class InvariantViolation(RuntimeError):
@@ -85,7 +93,8 @@ def snapshot(state, params, static=None) -> Row:
                task_selected_nid=tasks.task_selected_nid, nr_migrate_pages=state.migrated.nr_migrate_pages,
                free_pages=state.free_pages, tasks_done=jnp.sum((tasks.phase == T_DONE).astype(i32)),
                invariants_ok=(invariants.check(state, params, static) if static is not None and static.check_invariants
-                              else jnp.zeros(0, bool)))
+                              else jnp.zeros(0, bool)),
+               **{k: getattr(a, k) for k in VMSTAT_COUNTERS})
 
 
 def run_interval(state, params, static: Static):
@@ -171,6 +180,9 @@ class Result:
             - ``tasks_done`` [R]: threads that finished their work (snapshot).
             - ``invariants_ok`` [R, K] bool: with ``sim.check_invariants``, each invariant of
               ``invariants.NAMES`` held at the row's end; [R, 0] otherwise.
+            - ``numa_pte_updates``, ``numa_huge_pte_updates``, ``numa_hint_faults_local``,
+              ``numa_hit``, ``numa_miss``, ``numa_local``, ``numa_other`` [R]: the kernel's vmstat
+              NUMA counters of the interval (``vmstat.py``; 4 KiB pages, faults, huge pmds).
         final: the end state, name -> ``np.ndarray`` (int32):
 
             - ``finish_tick`` [T]: tick at which each thread finished its work (-1: it did not).

@@ -157,8 +157,22 @@ class Counters:
     overhead_us: jnp.ndarray  # [5] scan, fault, migrate, exchange, collapse (us)
     overhead_rem_ns: jnp.ndarray  # [5] sub-microsecond remainders
     first_touch_us: jnp.ndarray
+    # the kernel's /proc/vmstat NUMA counters (vmstat.py: count_vm_numa_events; 4 KiB pages but the
+    # fault counts): pages made pte_numa/pmd_numa (huge pmds count 512), huge pmds among them,
+    # hinting faults on a page already on the faulting CPU's node, and the allocator's zone
+    # statistics (first touch and migration targets: hit = on the preferred node, local = on the
+    # allocating CPU's node)
+    numa_pte_updates: jnp.ndarray
+    numa_huge_pte_updates: jnp.ndarray
+    numa_hint_faults_local: jnp.ndarray
+    numa_hit: jnp.ndarray
+    numa_miss: jnp.ndarray
+    numa_local: jnp.ndarray
+    numa_other: jnp.ndarray
 
 
+VMSTAT_COUNTERS = ("numa_pte_updates", "numa_huge_pte_updates", "numa_hint_faults_local", "numa_hit", "numa_miss",
+                   "numa_local", "numa_other")
 N_OVERHEAD = 5
 OV_SCAN, OV_FAULT, OV_MIGRATE, OV_EXCHANGE, OV_COLLAPSE = range(5)
 
@@ -185,7 +199,7 @@ def zero_counters() -> Counters:
     return Counters(local_kib=z, total_kib=z, local_mib=z, total_mib=z, kib_rem=jnp.zeros(2, i32), hinting_faults=z, fault_pages=z, pages_queued=z, pages_migrated=z,
                     exchanges=z, noise_moves=z, lb_moves=z, queue_overflows=z, capped_ticks=z, oom_pages=z,
                     overhead_us=jnp.zeros(N_OVERHEAD, i32), overhead_rem_ns=jnp.zeros(N_OVERHEAD, i32),
-                    first_touch_us=z)
+                    first_touch_us=z, **{k: z for k in VMSTAT_COUNTERS})
 
 
 def init_state(static: Static, params) -> State:

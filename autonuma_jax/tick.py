@@ -260,7 +260,9 @@ def _phase_fns(static):
                       noise_moves=noise.astype(i32),
                       lb_moves=pulled.astype(i32), queue_overflows=inc["queue_overflows"],
                       capped_ticks=inc["capped_ticks"], oom_pages=inc["oom_pages"],
-                      first_touch_us=inc["alloc_ns"] // 1000)
+                      first_touch_us=inc["alloc_ns"] // 1000,
+                      # knuma_migrated<N> allocates its targets on its own node: local hits
+                      numa_hit=jnp.sum(moved_pages), numa_local=jnp.sum(moved_pages))
         acc = _overhead(_count(state.acc, **counts), ov)
         tot_counts = {k: v for k, v in counts.items() if k not in ("local_kib", "total_kib")}
         tot = _overhead(_count(state.tot, **tot_counts), ov)

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 from ..ops import exclusive_cumsum
 from ..pytree import replace
 from ..state import PMD_NUMA, PMD_THP, SCAND_PASS_SLEEP1, SCAND_PASS_SLEEP2, SCAND_RUN, SCAND_SLEEP
+from ..vmstat import count_vm_numa_events
 from . import migrate
 
 i32 = jnp.int32
@@ -204,6 +205,17 @@ def knuma_scand(state, params, static, on):
         pte_numa = pages.pte_numa
     pmd_flags = pages.pmd_flags.at[jnp.where(arm_pmd, gp, static.n_pmds)].set(pmdf | jnp.uint8(PMD_NUMA), mode="drop")
     addr = jnp.where(skip_vma & run, len_pmd, addr + n_proc)
+    # the vmstat equivalents (AutoNUMA24 exported none: vmstat.py): 4 KiB pages newly armed, a
+    # huge pmd counting 512; huge pmds among them
+    if static.pte_faults:
+        pte_updates = jnp.sum((new_pte & proc[:, None]).astype(i32))
+        huge_updates = jnp.int32(0)
+    elif static.unit_pages == 512:
+        pte_updates = jnp.sum(arm_pmd.astype(i32)) * 512
+        huge_updates = jnp.sum((arm_pmd & thp).astype(i32))
+    else:
+        pte_updates = jnp.sum((present & arm_pmd[:, None]).astype(i32))
+        huge_updates = jnp.int32(0)
 
     # ---- end of the call: next mm, publication, pass end, sleep --------------------------------
     at_end = run & (~alive | (addr >= len_pmd))
@@ -242,4 +254,5 @@ def knuma_scand(state, params, static, on):
                  pages_scanned=pages_scanned.astype(i32))
     pages = replace(pages, pmd_flags=pmd_flags, pte_numa=pte_numa)
     mms = replace(mms, mm_numa_fault=mm_fault, mm_numa_fault_tot=mm_tot, mm_numa_fault_pass=mm_pass)
+    state = count_vm_numa_events(state, numa_pte_updates=pte_updates, numa_huge_pte_updates=huge_updates)
     return replace(state, scand=sc, pages=pages, mms=mms), flush, scan_ns.astype(i32)

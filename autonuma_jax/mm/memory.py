@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from ..ops import bit, segment_first_min, sort_perm
 from ..pytree import replace
 from ..state import PMD_NUMA, PMD_THP, T_INIT
+from ..vmstat import count_vm_numa_events
 from . import autonuma, mempolicy
 from ..config import UPSTREAM
 from ..policies import upstream
@@ -116,6 +117,12 @@ def access(state, params, static, st, autonuma_on, capacity=None, first_touch=Tr
         pages = replace(pages, node=node, pmd_flags=pmd_flags)
         mms = replace(mms, node_pages=mms.node_pages + alloc_add)
         alloc_ns = jax.ops.segment_sum(jnp.where(req, w * costs.first_touch_per_page_ns, 0), task_s, num_segments=T)
+        # zone_statistics: preferred = the first allowed node of the zonelist the request started from
+        hit = got == mempolicy.first_choice(order, allowed)
+        local = got == mp.cpu_node[jnp.maximum(tasks.cpu[task_s], 0)]
+        state = count_vm_numa_events(
+            state, numa_hit=jnp.sum(jnp.where(req & hit, w, 0)), numa_miss=jnp.sum(jnp.where(req & ~hit, w, 0)),
+            numa_local=jnp.sum(jnp.where(req & local, w, 0)), numa_other=jnp.sum(jnp.where(req & ~local, w, 0)))
 
     # ---- who takes each hinting fault ----------------------------------------------------------
     key_s = unit_s // upf  # fault key: pmd (pmd level in 4 KiB mode) or unit
@@ -143,6 +150,10 @@ def access(state, params, static, st, autonuma_on, capacity=None, first_touch=Tr
     ev_key, ev_task, ev_tau = ev_key[perm], ev_task[perm], ev_tau[perm]
     ev_valid = ev_task < T
     n_events = jnp.sum(ev_valid.astype(i32))
+    # numa_hint_faults_local: the page (the first of a pmd fault's) already on the faulting CPU's node
+    ev_nid = pages.node[jnp.minimum(ev_key * upf, U - 1)].astype(i32)
+    ev_cpu_nid = mp.cpu_node[jnp.maximum(tasks.cpu[jnp.minimum(ev_task, T - 1)], 0)]
+    state = count_vm_numa_events(state, numa_hint_faults_local=jnp.sum((ev_valid & (ev_nid == ev_cpu_nid)).astype(i32)))
 
     flags_before = pages.pmd_flags[jnp.minimum(ev_key if upf > 1 else ev_key // static.units_per_pmd,
                                                static.n_pmds - 1)]

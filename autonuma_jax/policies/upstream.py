@@ -35,7 +35,8 @@ from ..ops import bit, first_argmax, permille
 from ..pytree import replace
 from ..sched.runqueue import curr, nr_running, runnable
 from ..sched.settle import move_tasks
-from ..state import PMD_NUMA
+from ..state import PMD_NUMA, PMD_THP
+from ..vmstat import count_vm_numa_events
 from ..mm.migrate import unit_mm
 from . import numacore
 
@@ -161,6 +162,7 @@ def task_numa_work(state, params, static):
         pages = replace(pages, pte_numa=pte_numa)
         n_pte = jnp.sum(present.astype(i32), axis=1)
         cost = n_pte * costs.scan_per_pte_ns
+        huge_updates = jnp.int32(0)
     else:
         pmd = u // static.units_per_pmd
         fl = pages.pmd_flags[pmd]
@@ -169,6 +171,10 @@ def task_numa_work(state, params, static):
             (fl | jnp.uint8(PMD_NUMA)).ravel(), mode="drop")
         pages = replace(pages, pmd_flags=pmd_flags)
         cost = jnp.sum(present.astype(i32), axis=1) * costs.scan_per_pmd_ns
+        huge_updates = jnp.sum((newly & ((fl & PMD_THP) != 0)).astype(i32)) if static.unit_pages == 512 else jnp.int32(0)
+    # change_prot_numa's count: 4 KiB pages newly armed (a pmd of 2 MiB units counts 512)
+    state = count_vm_numa_events(state, numa_pte_updates=jnp.sum(newly.astype(i32)) * static.unit_pages,
+                                 numa_huge_pte_updates=huge_updates)
     cost = cost + jnp.where(do, costs.scan_tlb_flush_ns, 0)
     scanned = jnp.sum(inside.astype(i32), axis=1)
     offset = jnp.where(do, off + scanned, nb.scan_offset)
@@ -252,6 +258,11 @@ def numa_fault(state, params, static, x_unit, x_task, x_valid, this_nid, this_cp
         migrate_seq=pages.migrate_seq.at[idx].set(jnp.left_shift(this_cpu, CPUPID_TASK_BITS) | t, mode="drop"),
     )
     free = state.free_pages - mig_pages + out_pages
+    # zone_statistics of the migration targets: the destination is the preferred node (a hit);
+    # local when it is the faulting CPU's node
+    mig_local = jnp.sum(jnp.where(moved & (this_nid == this_nid_fault), w, 0))
+    state = count_vm_numa_events(state, numa_hit=jnp.sum(mig_pages), numa_local=mig_local,
+                                 numa_other=jnp.sum(mig_pages) - mig_local)
 
     # task_numa_fault: statistics (3.13) and the scan period (3.8: +10 ms per fault not migrated)
     tt = jnp.where(g, t, T)

@@ -45,7 +45,8 @@ HPAGE_PMD_NR = 512
 
 COUNTER_FIELDS = ("local_kib", "total_kib", "local_mib", "total_mib", "kib_rem", "hinting_faults", "fault_pages", "pages_queued", "pages_migrated",
                   "exchanges", "noise_moves", "lb_moves", "queue_overflows", "capped_ticks", "oom_pages",
-                  "overhead_us", "overhead_rem_ns", "first_touch_us")
+                  "overhead_us", "overhead_rem_ns", "first_touch_us", "numa_pte_updates", "numa_huge_pte_updates",
+                  "numa_hint_faults_local", "numa_hit", "numa_miss", "numa_local", "numa_other")
 
 # Known disagreements between the engine and the spec (or the engine's own contract): name ->
 # description. The reference follows the spec unless a quirk is switched on, in which case it
@@ -410,6 +411,7 @@ class ReferenceModel:
         # 6. knuma_migrated
         wake = [acc.wake[n] or (flush and self.migrated.nr_migrate_pages[n] > 0) for n in range(self.N)]
         moved_in, mig_ns = self.knuma_migrated(wake)
+        self.count_vm(numa_hit=sum(moved_in), numa_local=sum(moved_in))  # knuma_migrated<N> runs on node N
         # 7. khugepaged
         coll_ns = self.khugepaged_scan()
         # 8. accounting
@@ -830,6 +832,10 @@ class ReferenceModel:
             first.setdefault(ent[0], ent)
         requests = [(u, ent[2]) for u, ent in sorted(first.items()) if pg.node[u] < 0]
         for (u, t), got, oom in zip(requests, *self.allocate(requests)):
+            # zone_statistics: hit = the preferred (first allowed) node, local = the CPU's node
+            hit = got == self.first_choice(*self.preference(t, u))
+            local = got == self.cpu_node[tk.cpu[t]]
+            self.count_vm(numa_hit=w * hit, numa_miss=w * (not hit), numa_local=w * local, numa_other=w * (not local))
             pg.node[u] = got
             if w == HPAGE_PMD_NR:
                 pg.pmd_flags[u] = PMD_THP if self.thp else 0
@@ -873,6 +879,8 @@ class ReferenceModel:
             present = [u for u in units if pg.node[u] >= 0]
             this_nid = self.cpu_node[tk.cpu[t]]
             out.hinting_faults += 1
+            if pg.node[units[0]] == this_nid:  # numa_hint_faults_local (a pmd fault: its first page)
+                self.count_vm(numa_hint_faults_local=1)
             out.fault_pages += w * len(present)
             # numa_hinting_fault() does nothing for a task with a mempolicy or AutoNUMA off (§4.2)
             if self.autonuma_on and self.task_mempolicy(t) == 0:
@@ -1171,6 +1179,7 @@ class ReferenceModel:
                 sc.fault_tmp[nid] += HPAGE_PMD_NR
             if not armed:
                 pg.pmd_flags[q] |= PMD_NUMA
+                self.count_vm(numa_pte_updates=HPAGE_PMD_NR, numa_huge_pte_updates=int(pg.pmd_flags[q] & PMD_THP != 0))
             return HPAGE_PMD_NR, 0
         progress = 0
         ptes = 0
@@ -1188,10 +1197,18 @@ class ReferenceModel:
                 continue
             if self.pte_mode:
                 pg.pte_numa[u] = 1
+                self.count_vm(numa_pte_updates=1)
             progress += 1
         if progress > 0 and not self.pte_mode and not pg.pmd_flags[q] & PMD_NUMA:
             pg.pmd_flags[q] |= PMD_NUMA
+            self.count_vm(numa_pte_updates=progress)  # the pmd's present ptes become NUMA-protected
         return progress, ptes
+
+    def count_vm(self, **inc):
+        """count_vm_numa_events(): the interval's and the run's vmstat counters (vmstat.py)."""
+        for c in (self.acc, self.tot):
+            for k, v in inc.items():
+                c[k] += v
 
     # ---- 6. knuma_migrated (mm/autonuma.c, spec §5) ---------------------------------------------
     def knuma_migrated(self, wake):
