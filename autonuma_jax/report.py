@@ -89,6 +89,11 @@ def make_report(roots, out: str | None = None, timeseries: bool = True, max_nmst
         _write(merged, os.path.join(out, "timeseries_merged.parquet"))
     summ = summary_table(results)
     summ.to_csv(os.path.join(out, "summary.csv"), index=False)
+    from .vmstat import KERNEL_COUNTERS
+    kc = [c for c in KERNEL_COUNTERS if c in results.columns]
+    counters = summary_table(results, metrics=kc) if kc else None
+    if counters is not None:
+        counters.to_csv(os.path.join(out, "counters.csv"), index=False)
     plots = plot_all(results, series, out, max_nmstat=max_nmstat, metric=metric, baseline=baseline)
     if not quiet:
         jobs = results["job_dir"].nunique()
@@ -98,12 +103,20 @@ def make_report(roots, out: str | None = None, timeseries: bool = True, max_nmst
         with _pd().option_context("display.width", 200, "display.max_colwidth", 60, "display.max_rows", 80,
                                   "display.float_format", "{:.4g}".format):
             print(summ[cols].to_string(index=False))
+        if counters is not None:
+            show = ["group"] + [f"{c}_mean" for c in ("numa_hint_faults", "mmtests_hint_local_pct", "numa_pages_migrated",
+                                                     "numa_pte_updates", "autonuma.knuma_scand.full_scans",
+                                                     "autonuma.knuma_migrated.pages_migrated", "numa_miss", "numa_other")
+                                if f"{c}_mean" in counters.columns]
+            with _pd().option_context("display.width", 200, "display.max_rows", 80, "display.float_format", "{:.4g}".format):
+                print("kernel counters (means; NaN: the policy's kernel had no such counter):")
+                print(counters[show].rename(columns=lambda c: c[:-5] if c.endswith("_mean") else c).to_string(index=False))
         if "machine.calibration" in results.columns:
             cal = results.drop_duplicates("machine")[["machine", "machine.calibration"]]
             for name, c in cal.itertuples(index=False):
                 if isinstance(c, str) and c != "calibrated":
                     print(f"note: machine {name!r} is {c} (absolute times borrow that physics)")
-        print(f"wrote {out}: results_merged.parquet, results_merged.csv, summary.csv, {len(plots)} plot(s)")
+        print(f"wrote {out}: results_merged.parquet, results_merged.csv, summary.csv{', counters.csv' if counters is not None else ''}, {len(plots)} plot(s)")
     return {"out": out, "results": results, "summary": summ, "plots": plots}
 
 

@@ -44,6 +44,7 @@ ALLOC_NAMES = ("numa_hit", "numa_miss", "numa_foreign", "numa_interleave", "numa
 AUTONUMA_SYSFS = ("autonuma.knuma_scand.full_scans", "autonuma.knuma_scand.pages_scanned",
                   "autonuma.knuma_migrated.pages_migrated")
 MMTESTS = ("mmtests_hint_local_pct", "mmtests_pte_updates_base", "mmtests_autonuma_cost")
+KERNEL_COUNTERS = ALLOC_NAMES + BALANCING_NAMES + AUTONUMA_SYSFS + MMTESTS  # result columns
 
 
 def count_vm_numa_events(state, **inc):
@@ -81,24 +82,45 @@ def kernel_counters(tot: dict, policy: str, full_scans: int, pages_scanned: int,
 
 
 def mmtests_figures(c: dict) -> dict:
-    """What mmtests' vmstat report derives from the counters (see MMTESTS_DOC)."""
+    """What mmtests' vmstat compare report (MonitorMmtestsvmstat.pm) prints from the counters of a
+    run (its before/after /proc/vmstat deltas; here the whole run's totals):
+
+    - ``mmtests_hint_local_pct``, "NUMA hint local percent": numa_hint_faults_local * 100 /
+      numa_hint_faults, and 100 when there were no hint faults (mmtests' own rule).
+    - ``mmtests_pte_updates_base``, "NUMA PTE updates" (since 2019; the base pages alone):
+      numa_pte_updates - 512 * numa_huge_pte_updates.
+    - ``mmtests_autonuma_cost``, "AutoNUMA cost": ``autonuma_cost``.
+
+    NaN where the policy's kernel had no such counters (AutoNUMA24: mmtests read nothing)."""
     nan = float("nan")
 
     def ok(*names):
         return all(isinstance(c.get(n), (int, float)) and not math.isnan(c[n]) for n in names)
 
     faults = c.get("numa_hint_faults")
-    pct = (100.0 * c["numa_hint_faults_local"] / faults if ok("numa_hint_faults", "numa_hint_faults_local") and faults
-           else nan)
+    if ok("numa_hint_faults", "numa_hint_faults_local"):
+        pct = 100.0 * c["numa_hint_faults_local"] / faults if faults else 100.0
+    else:
+        pct = nan
     base = (c["numa_pte_updates"] - 512 * c["numa_huge_pte_updates"]
             if ok("numa_pte_updates", "numa_huge_pte_updates") else nan)
     cost = autonuma_cost(c) if ok("numa_pte_updates", "numa_hint_faults", "numa_pages_migrated") else nan
     return {"mmtests_hint_local_pct": pct, "mmtests_pte_updates_base": base, "mmtests_autonuma_cost": cost}
 
 
+# mmtests' AutoNUMA cost weights (MonitorMmtestsvmstat.pm, unchanged since October 2012): a pte
+# update costs one x86-64 cache line's worth of work (56/8 = 7), a hinting fault 5000, a migrated
+# page 7 + 12 (list operations and locks). Its source also defines a copy cost (7 + 4096/8 per
+# page) that a stray ';' keeps out of the sum; mmtests' printed figures are without it, so ours are.
+COST_PTE, COST_NUMA_HINT, COST_MIGRATE = 56 / 8, 5000, 56 / 8 + 12
+
+
 def autonuma_cost(c: dict) -> float:
-    """mmtests' "AutoNUMA cost" (placeholder until the formula is read; see module doc)."""
-    return float("nan")
+    """mmtests' "AutoNUMA cost": (7 * numa_pte_updates + 5000 * numa_hint_faults + 19 *
+    numa_pages_migrated) / 1e6, in arbitrary units (not a percentage, not per second: a larger
+    figure means more balancing work; old mmtests reports printed it with a stray '%')."""
+    return (COST_PTE * c["numa_pte_updates"] + COST_NUMA_HINT * c["numa_hint_faults"]
+            + COST_MIGRATE * c["numa_pages_migrated"]) / 1e6
 
 
 def vmstat_text(counters: dict) -> str:

@@ -55,6 +55,15 @@ def test_single_run_writes_results_timeseries_config_plots(single):
     ts = pd.read_parquet(out / "timeseries.parquet")
     assert len(ts) == row["reports"] and {"sim_time_s", "local_fraction", "mm0.node0.pages"} <= set(ts.columns)
     assert "progress:" in p.stdout + p.stderr  # plain progress lines when stdout is not a terminal
+    # the kernel's counters: result columns, interval columns, the /proc/vmstat-style dump
+    assert row["autonuma.knuma_scand.full_scans"] == row["full_scans"] and row["numa_hit"] > 0
+    assert row["numa_hint_faults"] != row["numa_hint_faults"]  # AutoNUMA24 had no such counter: NaN
+    assert {"numa_hit", "numa_pte_updates", "numa_hint_faults_local"} <= set(ts.columns)
+    assert int(ts["numa_hit"].sum()) == row["numa_hit"]
+    dump = (out / "vmstat" / "config_0000.txt").read_text().splitlines()
+    assert f"numa_hit {int(row['numa_hit'])}" in dump and not any(ln.startswith("numa_hint") for ln in dump)
+    assert f"/sys/kernel/mm/autonuma/knuma_scand/full_scans {int(row['full_scans'])}" in dump
+    assert pd.read_csv(out / "vmstat" / "index.csv")["file"].tolist() == ["config_0000.txt"]
 
 
 def test_single_run_offline_wandb_history_and_summary(single):
@@ -66,7 +75,8 @@ def test_single_run_offline_wandb_history_and_summary(single):
     assert len(curves) == res["reports"]
     ts = pd.read_parquet(out / "timeseries.parquet").sort_values("sim_time_s")
     for key in ("sim_time_s", "hinting_faults", "pages_scanned", "pages_migrated", "migrated_mib", "exchanges",
-                "overhead_cpu_s", "overhead/scan_cpu_s", "overhead/fault_cpu_s", "threads_done"):
+                "overhead_cpu_s", "overhead/scan_cpu_s", "overhead/fault_cpu_s", "threads_done", "vmstat/numa_hit",
+                "vmstat/numa_pte_updates"):
         assert all(key in h for h in curves), key
     # the local fraction exists while threads work: where the time series has none, wandb has no NaN
     for h, lf in zip(sorted(curves, key=lambda h: h["sim_time_s"]), ts["local_fraction"]):

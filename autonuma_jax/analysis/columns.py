@@ -37,6 +37,26 @@ METRICS = {
     "oom_pages": ("pages", None, "allocations that found no room on any node"),
     "overhead_cpu_s": ("CPU s", "lower", "kernel CPU time of the policy, all sources"),
 }
+# the kernel's counters under their own names (vmstat.py; NaN where the policy's kernel had none)
+METRICS.update({
+    "numa_pte_updates": ("4 KiB pages", None, "/proc/vmstat: pages made NUMA-protecting by the scanner (a huge pmd: 512)"),
+    "numa_huge_pte_updates": ("pmds", None, "/proc/vmstat: huge pmds made NUMA-protecting"),
+    "numa_hint_faults": ("faults", None, "/proc/vmstat: NUMA hinting faults"),
+    "numa_hint_faults_local": ("faults", None, "/proc/vmstat: hinting faults on a page already on the CPU's node"),
+    "numa_pages_migrated": ("4 KiB pages", None, "/proc/vmstat: pages migrated by NUMA balancing"),
+    "numa_hit": ("4 KiB pages", None, "/proc/vmstat: pages allocated on the preferred node"),
+    "numa_miss": ("4 KiB pages", None, "/proc/vmstat: pages allocated elsewhere than the preferred node"),
+    "numa_foreign": ("4 KiB pages", None, "/proc/vmstat: pages meant for a node and allocated elsewhere (= numa_miss)"),
+    "numa_interleave": ("4 KiB pages", None, "/proc/vmstat: interleave-policy allocations (none here)"),
+    "numa_local": ("4 KiB pages", None, "/proc/vmstat: pages allocated on the allocating CPU's node"),
+    "numa_other": ("4 KiB pages", None, "/proc/vmstat: pages allocated on another node than the CPU's"),
+    "autonuma.knuma_scand.full_scans": ("passes", None, "AutoNUMA24 sysfs: knuma_scand's complete passes"),
+    "autonuma.knuma_scand.pages_scanned": ("4 KiB pages", None, "AutoNUMA24 sysfs: pages knuma_scand scanned"),
+    "autonuma.knuma_migrated.pages_migrated": ("4 KiB pages", None, "AutoNUMA24 sysfs: pages knuma_migrated moved"),
+    "mmtests_hint_local_pct": ("%", "higher", "mmtests 'NUMA hint local percent': local hinting faults / all"),
+    "mmtests_pte_updates_base": ("4 KiB pages", None, "mmtests 'NUMA base PTE updates': pte updates less huge pmds'"),
+    "mmtests_autonuma_cost": ("", "lower", "mmtests 'AutoNUMA cost' (vmstat.autonuma_cost)"),
+})
 for _src in ("scan", "fault", "migrate", "exchange", "collapse"):
     METRICS[f"overhead_{_src}_s"] = ("CPU s", "lower", f"kernel CPU time of the policy: {_src}")
 # Metrics whose ratio to a baseline run is meaningful (a time of the same work); cost counters of a

@@ -132,3 +132,18 @@ def write_text_atomic(text: str, path: str) -> str:
         f.write(text)
     os.replace(tmp, path)
     return path
+
+
+def write_vmstat(df: pd.DataFrame, out_dir: str) -> list[str]:
+    """vmstat/config_<index>.txt: each configuration's final counters as /proc/vmstat lines
+    ("name value"; AutoNUMA24's as sysfs paths), to diff against a real run's
+    ``grep numa /proc/vmstat``. vmstat/index.csv maps the files to the configurations."""
+    from ..vmstat import vmstat_text
+    d = os.path.join(out_dir, "vmstat")
+    os.makedirs(d, exist_ok=True)
+    files = []
+    for row in df.to_dict("records"):
+        files.append(write_text_atomic(vmstat_text(row), os.path.join(d, f"config_{int(row['config_index']):04d}.txt")))
+    idx = [c for c in ("config_index", "combo_label", "machine", "workload", "policy", "seed") if c in df.columns]
+    df[idx].assign(file=[os.path.basename(f) for f in files]).to_csv(os.path.join(d, "index.csv"), index=False)
+    return files + [os.path.join(d, "index.csv")]

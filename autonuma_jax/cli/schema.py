@@ -181,6 +181,7 @@ class LoggerConf:
 @dataclass
 class ResultsConf:
     timeseries: bool = True  # write timeseries.parquet (one row per configuration and report interval)
+    vmstat: bool = True  # write vmstat/config_<index>.txt: final counters as /proc/vmstat lines
     plots: bool = True  # write plots/ into the job folder
     max_nmstat_plots: int = 4
     overwrite: bool = False  # refuse to replace an existing results.parquet unless true

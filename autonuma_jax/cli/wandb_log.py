@@ -55,7 +55,13 @@ HISTORY = (("hinting_faults", "hinting_faults", 1.0), ("pages_scanned", "pages_s
            ("pages_migrated", "pages_migrated", 1.0), ("pages_migrated", "migrated_mib", 4 / 1024),
            ("exchanges", "exchanges", 1.0), ("full_scans", "full_scans", 1.0),
            ("overhead_us", "overhead_cpu_s", 1e-6),
-           ("progress", "threads_done", 1.0))
+           ("progress", "threads_done", 1.0),
+           # the kernel's vmstat NUMA counters of each interval, under their /proc/vmstat names
+           ("numa_pte_updates", "vmstat/numa_pte_updates", 1.0), ("numa_huge_pte_updates", "vmstat/numa_huge_pte_updates", 1.0),
+           ("hinting_faults", "vmstat/numa_hint_faults", 1.0), ("numa_hint_faults_local", "vmstat/numa_hint_faults_local", 1.0),
+           ("pages_migrated", "vmstat/numa_pages_migrated", 1.0), ("numa_hit", "vmstat/numa_hit", 1.0),
+           ("numa_miss", "vmstat/numa_miss", 1.0), ("numa_local", "vmstat/numa_local", 1.0),
+           ("numa_other", "vmstat/numa_other", 1.0))
 CUMULATIVE = ("pages_scanned", "full_scans")  # running totals in timeseries.parquet
 CI_METRICS = ("runtime_s", "converge_s", "local_fraction_final", "overhead_cpu_s", "pages_migrated")
 
