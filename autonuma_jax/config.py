@@ -44,6 +44,10 @@ POLICIES = {
 PAGE_UNITS = {"2M": UNIT_2M, "4K": UNIT_4K}
 
 
+# perf bench numa: simulated seconds past its -s window (its initialisation before the barrier)
+PERF_EXIT_MARGIN_S = 3.0
+
+
 @dataclass(frozen=True)
 class SimConfig:
     """How a configuration is simulated: time step, length, memory granularity, reporting.
@@ -52,7 +56,10 @@ class SimConfig:
         tick_ms: the simulation step, ms of simulated time; a number in [0.05, 10].
         duration_s: simulated seconds at most (a run stops earlier once every thread finished,
             with ``simulate(stop_when_done=True)``); a number in (0, 100000], at least one report
-            interval and a whole multiple of ``report_interval_ms``.
+            interval and a whole multiple of ``report_interval_ms``. A ``perf_bench_numa`` workload
+            with ``nr_secs`` ends at most ``nr_secs + 3`` s in (perf exits after its -s window,
+            which opens once every thread is initialised): ``validate_run`` shortens a longer
+            duration to that (a whole number of report intervals).
         page_unit: the granularity memory is tracked in: ``"2M"`` (2 MiB units: exact for
             AutoNUMA's default pmd scanning and for THP) or ``"4K"`` (4 KiB pages: needed for pte-mode
             scanning, ``autonuma.knuma_scand.pmd=0``, with THP off; 512x the memory).
@@ -191,11 +198,20 @@ def validate_run(cfg: RunConfig, index: int | None = None) -> RunConfig:
         cfg = replace(cfg, machine=mach, sim=sim, knobs=knobs, seed=seed)
         label = cfg.label()
         wl = cfg.resolved_workload()
+        nr_secs = getattr(wl.bench, "nr_secs", 0)
+        if nr_secs:  # perf exits after its window: nothing later is measured
+            rep = sim.report_interval_ms
+            cap = math.ceil((nr_secs + PERF_EXIT_MARGIN_S) * 1000 / rep - 1e-9) * rep / 1000
+            if sim.duration_s > cap:
+                cfg = replace(cfg, sim=replace(sim, duration_s=cap))
         k = cfg.knobs
         unit_pages = PAGE_UNITS[sim.page_unit]
         if unit_pages == UNIT_2M and not k.transparent_hugepage.enabled:
             require(k.autonuma.knuma_scand.pmd == 1, "autonuma.knuma_scand.pmd", k.autonuma.knuma_scand.pmd,
                     "1 with sim.page_unit=2M and THP off (pte-mode scanning needs sim.page_unit=4K)")
+        if getattr(wl.bench, "thp", 0) == -1 and k.transparent_hugepage.enabled:
+            require(False, "transparent_hugepage.enabled", k.transparent_hugepage.enabled,
+                    f"0 for {wl.name} (--thp -1: MADV_NOHUGEPAGE on all its memory; with sim.page_unit=4K)")
         _check_fits(machine, wl, unit_pages)
     except ConfigError as e:
         raise ConfigError(f"{where}{e}" + (f" [{label}]" if index is not None and label else "")) from None

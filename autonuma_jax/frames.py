@@ -39,6 +39,7 @@ SUMMARY_IDENTITY = ("label", "policy", "seed")
 # per-interval counters and snapshots of a time-series row, as int64 columns (simulate.Row fields)
 COUNTER_COLUMNS = ("local_kib", "total_kib", "hinting_faults", "fault_pages", "pages_queued", "pages_migrated",
                    "exchanges", "noise_moves", "lb_moves", "full_scans", "pages_scanned", "tasks_done",
+                   "tasks_working",
                    "numa_pte_updates", "numa_huge_pte_updates", "numa_hint_faults_local", "numa_hit", "numa_miss",
                    "numa_local", "numa_other")
 # per-thread rows: one list column each (an int16 array per row)

@@ -33,6 +33,8 @@ import math
 import numpy as np
 
 from .vmstat import kernel_counters
+from .workloads.perf_bench_numa import PerfBench
+from .workloads.perf_figures import perf_figures
 
 CONVERGED_TOLERANCE = 0.05
 OVERHEAD_NAMES = ("scan", "fault", "migrate", "exchange", "collapse")
@@ -124,4 +126,7 @@ def summarize(res) -> dict:
     # the kernel's own counter names (/proc/vmstat, AutoNUMA24's sysfs) and mmtests' figures;
     # NaN where the policy's kernel had no such counter
     out.update(kernel_counters(tot, res.config.policy, out["full_scans"], out["pages_scanned"], out["pages_migrated"]))
+    wl = res.config.resolved_workload()
+    if isinstance(wl.bench, PerfBench):  # what perf bench numa prints
+        out.update(perf_figures(res.rows, st.tick_s, ft, wl.bench, np.array([t.mm for t in wl.threads])))
     return out

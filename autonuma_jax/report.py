@@ -33,6 +33,7 @@ from .analysis.convergence import convergence_plot, nmstat_plots
 from .analysis.knob_plots import heatmaps, one_knob_plots
 from .analysis.load import load
 from .analysis.tables import add_runtime_ratio, summary_table
+from .workloads.perf_figures import FIGURES as PERF_FIGURES
 from .analysis.tradeoff import tradeoff_plot
 
 REPORT_DIR = "report"
@@ -94,6 +95,10 @@ def make_report(roots, out: str | None = None, timeseries: bool = True, max_nmst
     counters = summary_table(results, metrics=kc) if kc else None
     if counters is not None:
         counters.to_csv(os.path.join(out, "counters.csv"), index=False)
+    pf = [c for c in PERF_FIGURES if c in results.columns and results[c].notna().any()]
+    perf = summary_table(results[results["perf_runtime_max_s"].notna()], metrics=pf) if pf else None
+    if perf is not None:
+        perf.to_csv(os.path.join(out, "perf_bench_numa.csv"), index=False)
     plots = plot_all(results, series, out, max_nmstat=max_nmstat, metric=metric, baseline=baseline)
     if not quiet:
         jobs = results["job_dir"].nunique()
@@ -111,12 +116,19 @@ def make_report(roots, out: str | None = None, timeseries: bool = True, max_nmst
             with _pd().option_context("display.width", 200, "display.max_rows", 80, "display.float_format", "{:.4g}".format):
                 print("kernel counters (means; NaN: the policy's kernel had no such counter):")
                 print(counters[show].rename(columns=lambda c: c[:-5] if c.endswith("_mean") else c).to_string(index=False))
+        if perf is not None:
+            show = ["group"] + [f"{c}_mean" for c in ("perf_converged", "perf_convergence_latency_s", "perf_thread_speed_gbs",
+                                                     "perf_total_speed_gbs", "perf_runtime_max_s",
+                                                     "perf_spread_runtime_pct") if f"{c}_mean" in perf.columns]
+            with _pd().option_context("display.width", 200, "display.max_rows", 80, "display.float_format", "{:.4g}".format):
+                print("perf bench numa (means; latency NaN: did not converge):")
+                print(perf[show].rename(columns=lambda c: c[:-5] if c.endswith("_mean") else c).to_string(index=False))
         if "machine.calibration" in results.columns:
             cal = results.drop_duplicates("machine")[["machine", "machine.calibration"]]
             for name, c in cal.itertuples(index=False):
                 if isinstance(c, str) and c != "calibrated":
                     print(f"note: machine {name!r} is {c} (absolute times borrow that physics)")
-        print(f"wrote {out}: results_merged.parquet, results_merged.csv, summary.csv{', counters.csv' if counters is not None else ''}, {len(plots)} plot(s)")
+        print(f"wrote {out}: results_merged.parquet, results_merged.csv, summary.csv{', counters.csv' if counters is not None else ''}{', perf_bench_numa.csv' if perf is not None else ''}, {len(plots)} plot(s)")
     return {"out": out, "results": results, "summary": summ, "plots": plots}
 
 

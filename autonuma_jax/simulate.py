@@ -30,7 +30,7 @@ from .config import RunConfig, build_static, shape_key, validate_run
 from .errors import ConfigError
 from .progress import Progress, ProgressRecord, chunks_of
 from .pytree import pytree_dataclass, replace
-from .state import T_DONE, VMSTAT_COUNTERS, init_state, zero_counters
+from .state import T_DONE, T_WORK, VMSTAT_COUNTERS, init_state, zero_counters
 from .static import Static
 from .tick import step, step_batch
 
@@ -66,6 +66,7 @@ class Row:
     nr_migrate_pages: jnp.ndarray  # [N]
     free_pages: jnp.ndarray  # [N]
     tasks_done: jnp.ndarray
+    tasks_working: jnp.ndarray  # threads past their initialisation (working or done)
     invariants_ok: jnp.ndarray  # [K] in check_invariants mode (invariants.NAMES), [0] otherwise
     # the kernel's vmstat NUMA counters of the interval (vmstat.py)
     numa_pte_updates: jnp.ndarray
@@ -92,6 +93,7 @@ def snapshot(state, params, static=None) -> Row:
                mm_node_pages=state.mms.node_pages, task_node=task_node.astype(i32),
                task_selected_nid=tasks.task_selected_nid, nr_migrate_pages=state.migrated.nr_migrate_pages,
                free_pages=state.free_pages, tasks_done=jnp.sum((tasks.phase == T_DONE).astype(i32)),
+               tasks_working=jnp.sum((tasks.phase >= T_WORK).astype(i32)),
                invariants_ok=(invariants.check(state, params, static) if static is not None and static.check_invariants
                               else jnp.zeros(0, bool)),
                **{k: getattr(a, k) for k in VMSTAT_COUNTERS})
@@ -178,6 +180,7 @@ class Result:
             - ``nr_migrate_pages`` [R, N]: 4 KiB pages queued towards each node (snapshot).
             - ``free_pages`` [R, N]: free 4 KiB pages of each node (snapshot).
             - ``tasks_done`` [R]: threads that finished their work (snapshot).
+            - ``tasks_working`` [R]: threads past their initialisation, working or done (snapshot).
             - ``invariants_ok`` [R, K] bool: with ``sim.check_invariants``, each invariant of
               ``invariants.NAMES`` held at the row's end; [R, 0] otherwise.
             - ``numa_pte_updates``, ``numa_huge_pte_updates``, ``numa_hint_faults_local``,
@@ -232,6 +235,21 @@ class Result:
             - ``overhead_cpu_s`` (float, CPU s): kernel CPU time of the policy, all sources.
             - ``overhead_scan_s``, ``overhead_fault_s``, ``overhead_migrate_s``,
               ``overhead_exchange_s``, ``overhead_collapse_s`` (float, CPU s): the same per source.
+            - the kernel's counters (``vmstat.kernel_counters``; NaN where the policy's kernel had
+              none): ``numa_hit``, ``numa_miss``, ``numa_foreign``, ``numa_interleave``,
+              ``numa_local``, ``numa_other`` (int, 4 KiB pages: allocations); ``numa_pte_updates``
+              (int, 4 KiB pages), ``numa_huge_pte_updates`` (int, pmds), ``numa_hint_faults``,
+              ``numa_hint_faults_local`` (int, faults), ``numa_pages_migrated`` (int, 4 KiB pages);
+              AutoNUMA24's sysfs ``autonuma.knuma_scand.full_scans`` (passes),
+              ``autonuma.knuma_scand.pages_scanned``, ``autonuma.knuma_migrated.pages_migrated``
+              (4 KiB pages); mmtests' ``mmtests_hint_local_pct`` (%), ``mmtests_pte_updates_base``
+              (4 KiB pages), ``mmtests_autonuma_cost`` (mmtests' units) (docs/counters.md).
+            - perf_bench_numa workloads only, what perf prints (``workloads/perf_figures.py``):
+              ``perf_convergence_latency_s``, ``perf_runtime_max_s``, ``perf_runtime_min_s``,
+              ``perf_runtime_avg_s`` (float, s), ``perf_converged``, ``perf_cut_short`` (bool),
+              ``perf_spread_runtime_pct`` (float, %), ``perf_data_thread_gb``, ``perf_data_total_gb``
+              (float, GB), ``perf_runtime_byte_thread_ns`` (float, ns), ``perf_thread_speed_gbs``,
+              ``perf_total_speed_gbs`` (float, GB/s).
         """
         from .metrics import summarize
         return summarize(self)

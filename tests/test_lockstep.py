@@ -326,6 +326,11 @@ CASES_WORKLOADS = {
         "numactl_bound", TINY4, base="specjbb", free=1, bound=1, threads=4, heap_mib=128, gc_every=2,
         gc_cycles=4), seed=2), 900, BASE + ("region_switches", "task_finishes", "mm_exits"), driver="step"),
     "kbuild_mix": Case(kbuild_mix_config, 1500, RESPAWN + ("thp_splits",)),
+    # perf bench numa: -0 first touch on node 0 under MPOL_BIND, then each thread's buffer and the
+    # process buffer in a two-region loop, threads created after the process buffer exists
+    "perf_bench_numa": Case(lambda: _wl_config(TINY4, make_workload(
+        "perf_bench_numa", TINY4, case="custom", nr_proc=2, nr_threads=3, mb_proc=48, mb_thread=8, nr_loops=30,
+        init_cpu0=True), seed=3), 1200, BASE + ("region_switches", "task_finishes", "mm_exits")),
     "kbuild_mix_4k_pte": Case(lambda: kbuild_mix_config("4K"), 1500,
                               tuple(e for e in RESPAWN if e != "respawn_waits"), driver="step"),
 }

@@ -57,6 +57,21 @@ METRICS.update({
     "mmtests_pte_updates_base": ("4 KiB pages", None, "mmtests 'NUMA base PTE updates': pte updates less huge pmds'"),
     "mmtests_autonuma_cost": ("", "lower", "mmtests 'AutoNUMA cost' (vmstat.autonuma_cost)"),
 })
+# what perf bench numa prints (workloads/perf_figures.py; perf_bench_numa workloads only)
+METRICS.update({
+    "perf_convergence_latency_s": ("s", "lower", "perf: secs latency to NUMA-converge (NaN: did not converge)"),
+    "perf_converged": ("", "higher", "perf: every process had all its threads on one node at a check"),
+    "perf_runtime_max_s": ("s", None, "perf: secs slowest (max) thread-runtime"),
+    "perf_runtime_min_s": ("s", None, "perf: secs fastest (min) thread-runtime"),
+    "perf_runtime_avg_s": ("s", None, "perf: secs average thread-runtime"),
+    "perf_spread_runtime_pct": ("%", "lower", "perf: % difference between max/avg runtime"),
+    "perf_data_thread_gb": ("GB", None, "perf: GB data processed, per thread"),
+    "perf_data_total_gb": ("GB", None, "perf: GB data processed, total"),
+    "perf_runtime_byte_thread_ns": ("ns", "lower", "perf: nsecs/byte/thread runtime"),
+    "perf_thread_speed_gbs": ("GB/s", "higher", "perf: GB/sec/thread speed"),
+    "perf_total_speed_gbs": ("GB/s", "higher", "perf: GB/sec total speed"),
+    "perf_cut_short": ("", None, "the simulation ended before perf's measurement window closed"),
+})
 for _src in ("scan", "fault", "migrate", "exchange", "collapse"):
     METRICS[f"overhead_{_src}_s"] = ("CPU s", "lower", f"kernel CPU time of the policy: {_src}")
 # Metrics whose ratio to a baseline run is meaningful (a time of the same work); cost counters of a

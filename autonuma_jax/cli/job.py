@@ -325,6 +325,7 @@ def _run_locked(cfg, out_dir, job, resolved_yaml, group, run_name, runs, rcfg, o
     info.n_configs = len(runs)
     log.info(f"{len(runs)} configuration(s) -> {out_dir}")
     warn_uncalibrated(runs)
+    warn_perf_window(runs)
     ckpt_dir = os.path.join(out_dir, "checkpoints")
     ckpt_every = int(rcfg.get("checkpoint_every", 0) or 0)
     preempt.install()
@@ -390,9 +391,24 @@ def warn_uncalibrated(runs) -> None:
                         "(docs/topology.md) before trusting absolute times")
 
 
+def warn_perf_window(runs) -> None:
+    """perf bench numa's -s window (nr_secs after its start barrier) longer than sim.duration_s:
+    the figures would cover less than perf measures (flagged perf_cut_short)."""
+    seen = set()
+    for r in runs:
+        wl = r.config.resolved_workload()
+        b = getattr(wl, "bench", None)
+        dur = r.config.sim.duration_s
+        if b is not None and getattr(b, "nr_secs", 0) and dur < b.nr_secs + 1 and (wl.name, dur) not in seen:
+            seen.add((wl.name, dur))
+            log.warning(f"{wl.name}: perf measures {b.nr_secs} s after its start barrier but sim.duration_s={dur:g}; "
+                        f"give sim.duration_s={b.nr_secs + 2} for the whole window (else perf_cut_short)")
+
+
 def _print_table(df, limit: int = 20):
     cols = [c for c in ("combo_label", "seed", "runtime_s", "local_fraction_final", "converge_s", "pages_migrated",
-                        "exchanges", "overhead_cpu_s") if c in df.columns]
+                        "exchanges", "overhead_cpu_s", "perf_convergence_latency_s", "perf_thread_speed_gbs")
+            if c in df.columns]
     import pandas as pd
     with pd.option_context("display.width", 160, "display.max_colwidth", 50, "display.float_format", "{:.3f}".format):
         text = df[cols].head(limit).to_string(index=False)

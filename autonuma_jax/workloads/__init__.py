@@ -9,6 +9,7 @@ parameters the CLI's ``workload.size_mib`` / ``workload.loops`` set.
 - autonuma-benchmark (spec §10.1): numa01, numa01_THREAD_ALLOC, numa02, numa02_SMT
 - stream (§10.4), specjbb (§10.2), kbuild (§10.3), numactl_bound and specjbb_2free_2bound
   (§10.4: free and numactl-bound instances side by side), parametric (your own studies)
+- perf_bench_numa: Linux's ``perf bench numa mem`` and the cases of its ``-a`` suite
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from .common import MiB, check_params
 from .kbuild import PARAMS as _KBUILD_PARAMS, kbuild
 from .numactl_bound import bind_processes, numactl_bound, specjbb_2free_2bound
 from .parametric import PARAMS as _PARAMETRIC_PARAMS, parametric
+from .perf_bench_numa import CASES as PERF_CASES, PARAMS as _PERF_PARAMS, PerfBench, perf_bench_numa
 from .specjbb import PARAMS as _SPECJBB_PARAMS, specjbb
 from .stream import PARAMS as _STREAM_PARAMS, stream
 
@@ -54,6 +56,7 @@ WORKLOADS: dict = {
     "specjbb": Entry(_plain(specjbb), _SPECJBB_PARAMS, "heap_mib", "gc_cycles"),
     "kbuild": Entry(_plain(kbuild), _KBUILD_PARAMS, "mib", "passes"),
     "parametric": Entry(_plain(parametric), _PARAMETRIC_PARAMS, "mib", "passes"),
+    "perf_bench_numa": Entry(_plain(perf_bench_numa), _PERF_PARAMS, "mb_proc", "nr_loops"),
     "numactl_bound": Entry(_plain(numactl_bound), None),
     "specjbb_2free_2bound": Entry(_plain(specjbb_2free_2bound), None),
 }
@@ -101,5 +104,6 @@ def make_benchmark(name: str, machine, variant: str = "default", force_node: int
 
 __all__ = ["Process", "Thread", "Workload", "BENCHMARKS", "BUILDS", "VARIANTS", "build_variant", "WORKLOADS", "Entry", "make_benchmark",
            "make_workload", "size_loops_params", "numa01", "numa02", "stream", "specjbb", "kbuild", "parametric",
+           "perf_bench_numa", "PerfBench", "PERF_CASES",
            "numactl_bound",
            "specjbb_2free_2bound", "bind_processes", "combine", "MiB"]

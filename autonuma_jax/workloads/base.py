@@ -69,6 +69,8 @@ class Workload:
     processes: tuple
     threads: tuple
     description: str = ""
+    # a benchmark's own parameters that its figures need (perf_bench_numa.PerfBench), else None
+    bench: object = None
 
     @property
     def n_mms(self) -> int:
