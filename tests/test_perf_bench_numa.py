@@ -94,6 +94,8 @@ def test_layouts_follow_perf():
     # the binding policies' layout: each process on its own node
     wl = make_workload("perf_bench_numa", M4, "hard_bind", case="4x8-convergence")
     assert [wl.threads[8 * p].cpus_allowed for p in range(4)] == [1, 2, 4, 8]
+    assert [wl.threads[8 * p].init_bind_mask for p in range(4)] == [1, 2, 4, 8]  # -0 replaced
+    assert all(t.work_bind_mask == t.cpus_allowed for t in wl.threads)
 
 
 def test_every_case_builds_on_4node_32cpu_and_nothp_needs_thp_off():

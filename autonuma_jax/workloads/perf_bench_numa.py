@@ -48,8 +48,10 @@ How it is modelled here (choices [I]):
   ``validate_run`` checks): every buffer of these cases is private anonymous memory.
 
 Variants (from the policy): ``hard_bind`` puts thread g of the P x T in process-major order on node
-g x nodes / (P x T), CPUs and memory (each process on its own node(s): the converged layout);
-``inverse_bind`` binds its memory half the machine away.
+g x nodes / (P x T), CPUs and memory from allocation on (each process on its own node(s): the
+converged layout); ``inverse_bind`` binds its memory half the machine away. Both replace the case's
+-C, -M and -0 (a real ``numactl --membind`` would lose to perf's own -0 mempolicy: these are the
+reference layouts, not a literal numactl run).
 """
 from __future__ import annotations
 
@@ -291,13 +293,16 @@ def perf_bench_numa(machine: Machine, variant: str = "default", case: str | None
                 for c in range(first, first + ln):
                     cpu_mask |= 1 << int(node_of_cpu[c])
             mem_mask = 1 << mem_bind[g] if g < len(mem_bind) else 0
-            if variant in ("hard_bind", "inverse_bind"):
-                cpu_mask, mem_mask = bind_masks(g * n // total, n, variant)
             # first touch: the process buffer by the process under thread 0's binding (here thread
             # 0 writes it before the others start), each thread buffer by its thread; -0 binds
             # every allocation to node 0 and resets the mempolicy to MPOL_DEFAULT after it
             init_mask = 1 if p["init_cpu0"] else mem_mask
-            work_mask = 0 if p["init_cpu0"] and variant not in ("hard_bind", "inverse_bind") else mem_mask
+            work_mask = 0 if p["init_cpu0"] else mem_mask
+            if variant in ("hard_bind", "inverse_bind"):
+                # the reference layouts from the start: CPUs and memory bound from allocation on,
+                # replacing -C, -M and -0 (perf's -0 would override a numactl --membind)
+                cpu_mask, mem_mask = bind_masks(g * n // total, n, variant)
+                init_mask = work_mask = mem_mask
             own_off = proc_b + t * thr_b
             if t == 0:
                 init_off, init_len = 0, proc_b + thr_b
