@@ -195,6 +195,11 @@ def test_report_merges_a_multirun(multirun_basic, env):
     summ = pd.read_csv(rep / "summary.csv")
     assert len(summ) == 2 and "runtime_s_mean" in summ.columns
     assert "merged 2 configurations from 2 job(s)" in p.stdout
+    # the kernel counters per combination: AutoNUMA24's sysfs ones, NaN for none (Linux 3.6 had no AutoNUMA)
+    cnt = pd.read_csv(rep / "counters.csv").set_index("group")
+    assert cnt.loc["policy=autonuma24", "autonuma.knuma_scand.full_scans_mean"] > 0
+    assert cnt.loc["policy=none", "numa_hint_faults_mean"] == 0 and cnt.loc["policy=none", "numa_hit_mean"] > 0
+    assert "kernel counters (means" in p.stdout and not (rep / "perf_bench_numa.csv").exists()
 
 
 def test_multirun_submitit_local_launcher(env, tmp_path):

@@ -219,3 +219,18 @@ def test_duration_ends_after_perfs_window():
     assert cfg.sim.duration_s == 24.0
     cfg = validate_run(an.RunConfig(machine="4node_32cpu", workload=wl, sim=an.SimConfig(duration_s=10)))
     assert cfg.sim.duration_s == 10.0  # shorter: kept (the figures say perf_cut_short)
+
+
+def test_job_writes_perfs_text_per_configuration(tmp_path):
+    pd = pytest.importorskip("pandas")
+    from autonuma_jax.cli.results import write_perf
+    from autonuma_jax.workloads.perf_figures import FIGURES
+    fig = {k: 1.5 for k in FIGURES} | {"perf_converged": True, "perf_cut_short": False}
+    df = pd.DataFrame([dict(fig, config_index=0, label="m/perf_bench_numa.4x4-convergence/none/seed0",
+                            workload="perf_bench_numa"),
+                       {k: float("nan") for k in FIGURES} | dict(config_index=1, label="m/numa01/none/seed0",
+                                                               workload="numa01")])
+    files = write_perf(df, str(tmp_path))
+    assert [f.rsplit("/", 1)[1] for f in files] == ["config_0000.txt"]  # only the perf configuration
+    text = (tmp_path / "perf_bench_numa" / "config_0000.txt").read_text()
+    assert "1.500 secs latency to NUMA-converge" in text and "1.500 GB/sec/thread speed" in text

@@ -351,6 +351,8 @@ def _run_locked(cfg, out_dir, job, resolved_yaml, group, run_name, runs, rcfg, o
         shutil.rmtree(ckpt_dir, ignore_errors=True)  # the results are safe: the checkpoints are spent
     if rcfg.get("vmstat", True):
         info.files += R.write_vmstat(res_df, out_dir)
+    if "perf_runtime_max_s" in res_df.columns:
+        info.files += R.write_perf(res_df, out_dir)
     _print_table(res_df)
     from ..analysis.columns import metric_columns
     metrics = metric_columns(res_df)

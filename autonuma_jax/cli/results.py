@@ -147,3 +147,20 @@ def write_vmstat(df: pd.DataFrame, out_dir: str) -> list[str]:
     idx = [c for c in ("config_index", "combo_label", "machine", "workload", "policy", "seed") if c in df.columns]
     df[idx].assign(file=[os.path.basename(f) for f in files]).to_csv(os.path.join(d, "index.csv"), index=False)
     return files + [os.path.join(d, "index.csv")]
+
+
+def write_perf(df: pd.DataFrame, out_dir: str) -> list[str]:
+    """perf_bench_numa/config_<index>.txt: what perf bench numa mem would print for each perf
+    configuration (print_res's long format), beside the result columns perf_*."""
+    from ..workloads.perf_figures import FIGURES, perf_text
+    d = os.path.join(out_dir, "perf_bench_numa")
+    os.makedirs(d, exist_ok=True)
+    files = []
+    for row in df.to_dict("records"):
+        if row.get("perf_runtime_max_s") != row.get("perf_runtime_max_s"):  # not a perf run (NaN)
+            continue
+        fig = {k: row[k] for k in FIGURES}
+        head = f"{row.get('label', '')}\n" if row.get("label") else ""
+        files.append(write_text_atomic(head + perf_text(fig, str(row["workload"])),
+                                       os.path.join(d, f"config_{int(row['config_index']):04d}.txt")))
+    return files
