@@ -96,6 +96,14 @@ def test_layouts_follow_perf():
     assert [wl.threads[8 * p].cpus_allowed for p in range(4)] == [1, 2, 4, 8]
     assert [wl.threads[8 * p].init_bind_mask for p in range(4)] == [1, 2, 4, 8]  # -0 replaced
     assert all(t.work_bind_mask == t.cpus_allowed for t in wl.threads)
+    # processes that fit in a node stay on one: 8x4 two per node, 1x6 on node 0; 2x16 on 4 x 8 CPUs: blocks
+    wl = make_workload("perf_bench_numa", M4, "hard_bind", case="8x4-convergence")
+    assert [wl.threads[4 * p].cpus_allowed for p in range(8)] == [1, 1, 2, 2, 4, 4, 8, 8]
+    assert {t.cpus_allowed for t in make_workload("perf_bench_numa", M4, "hard_bind", case="1x6-convergence").threads} == {1}
+    wl = make_workload("perf_bench_numa", M4, "hard_bind", case="2x16-bw-thread")
+    assert [t.cpus_allowed for t in wl.threads[::8]] == [1, 2, 4, 8]
+    inv = make_workload("perf_bench_numa", M4, "inverse_bind", case="4x4-convergence")
+    assert [(t.cpus_allowed, t.work_bind_mask) for t in inv.threads[::4]] == [(1, 4), (2, 8), (4, 1), (8, 2)]
 
 
 def test_every_case_builds_on_4node_32cpu_and_nothp_needs_thp_off():

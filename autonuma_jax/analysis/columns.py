@@ -54,7 +54,7 @@ METRICS.update({
     "autonuma.knuma_scand.pages_scanned": ("4 KiB pages", None, "AutoNUMA24 sysfs: pages knuma_scand scanned"),
     "autonuma.knuma_migrated.pages_migrated": ("4 KiB pages", None, "AutoNUMA24 sysfs: pages knuma_migrated moved"),
     "mmtests_hint_local_pct": ("%", "higher", "mmtests 'NUMA hint local percent': local hinting faults / all"),
-    "mmtests_pte_updates_base": ("4 KiB pages", None, "mmtests 'NUMA base PTE updates': pte updates less huge pmds'"),
+    "mmtests_pte_updates_base": ("4 KiB pages", None, "mmtests 'NUMA PTE updates' (since 2019): numa_pte_updates - 512 x huge pmds"),
     "mmtests_autonuma_cost": ("", "lower", "mmtests 'AutoNUMA cost' (vmstat.autonuma_cost)"),
 })
 # what perf bench numa prints (workloads/perf_figures.py; perf_bench_numa workloads only)

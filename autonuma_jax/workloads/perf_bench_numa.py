@@ -47,9 +47,10 @@ How it is modelled here (choices [I]):
   ``-NOTHP`` cases) needs THP off for the whole run (``transparent_hugepage.enabled=0``, which
   ``validate_run`` checks): every buffer of these cases is private anonymous memory.
 
-Variants (from the policy): ``hard_bind`` puts thread g of the P x T in process-major order on node
-g x nodes / (P x T), CPUs and memory from allocation on (each process on its own node(s): the
-converged layout); ``inverse_bind`` binds its memory half the machine away. Both replace the case's
+Variants (from the policy): ``hard_bind`` binds CPUs and memory from allocation on to perf's
+converged layout: a process whose threads fit in a node stays on one node, the processes spread
+evenly over the nodes (8x4 on 4 nodes: two per node); a larger process takes an equal block of
+nodes (``_bind_node``); ``inverse_bind`` binds its memory half the machine away. Both replace the case's
 -C, -M and -0 (a real ``numactl --membind`` would lose to perf's own -0 mempolicy: these are the
 reference layouts, not a literal numactl run).
 """
@@ -301,7 +302,7 @@ def perf_bench_numa(machine: Machine, variant: str = "default", case: str | None
             if variant in ("hard_bind", "inverse_bind"):
                 # the reference layouts from the start: CPUs and memory bound from allocation on,
                 # replacing -C, -M and -0 (perf's -0 would override a numactl --membind)
-                cpu_mask, mem_mask = bind_masks(g * n // total, n, variant)
+                cpu_mask, mem_mask = bind_masks(_bind_node(pr, g, P, total, T, machine), n, variant)
                 init_mask = work_mask = mem_mask
             own_off = proc_b + t * thr_b
             if t == 0:
@@ -329,6 +330,18 @@ def perf_bench_numa(machine: Machine, variant: str = "default", case: str | None
             + (" -0" if p["init_cpu0"] else ""))
     return Workload(name=f"{F}.{name or 'custom'}", processes=tuple(procs), threads=tuple(ths), description=desc,
                     bench=bench)
+
+
+def _bind_node(pr: int, g: int, P: int, total: int, T: int, machine: Machine) -> int:
+    """The node of thread g (of process pr) in the binding variants: perf's converged layout.
+    A process whose threads fit in a node's CPUs stays on one node, the processes spread evenly
+    over the nodes with CPUs (8x4 on 4 nodes: two per node); a larger process takes an equal block
+    of nodes (2x16 on 4 nodes of 8 CPUs: two each)."""
+    cpus = machine.cpus_of_nodes()
+    nodes = [i for i, c in enumerate(cpus.tolist()) if c > 0]
+    if T <= min(int(cpus[i]) for i in nodes):
+        return nodes[pr * len(nodes) // P]
+    return nodes[g * len(nodes) // total]
 
 
 def _check(p: dict) -> None:
