@@ -154,15 +154,6 @@ class PerfBench:
     measure_convergence: bool
     data_rand_walk: bool
 
-    @property
-    def nr_tasks(self) -> int:
-        return self.nr_proc * self.nr_threads
-
-    @property
-    def loop_bytes(self) -> int:
-        """Bytes a thread writes per loop in this model (perf counts mb_global too)."""
-        return int(round(self.mb_proc * MiB)) + int(round(self.mb_thread * MiB))
-
 
 # perf options: short, long -> (parameter, kind)
 _OPTS = {
