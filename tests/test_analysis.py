@@ -268,3 +268,12 @@ def test_wandb_plan_one_run_per_combination_and_one_under_an_agent(tmp_path):
     with pytest.warns(WandbWarning, match="logger.max_runs=1: the other 1 are only in the job run"):
         capped = plan_runs(res, ts, cfg, str(tmp_path / "j"), "n", {"max_runs": 1}, sweep_agent=False)
     assert [r["job"] for r in capped] == [False, True]
+
+
+def test_swept_knobs_ignores_pandas_string_columns():
+    """workload.params (JSON text) varies between perf_bench_numa cases; parquet reads it back as a
+    pandas StringDtype, which is not a numpy dtype: not a knob axis, and no error."""
+    from autonuma_jax.analysis.columns import swept_knobs
+    df = pd.DataFrame({"workload.params": pd.array(['{"case": "a"}', '{"case": "b"}'], dtype="string"),
+                       "sim.duration_s": [23.0, 103.0], "policy": ["none", "none"]})
+    assert swept_knobs(df) == ["sim.duration_s"]

@@ -161,7 +161,9 @@ def add_groups(df):
 def swept_knobs(df) -> list[str]:
     """Numeric knobs and sim settings that vary in the table (the axes of knob plots)."""
     cols = varying(df, knob_columns(df) + [c for c in df.columns if c.startswith(("sim.", "workload."))])
-    return [c for c in cols if np.issubdtype(df[c].dtype, np.number) and df[c].dtype != bool]
+    # pandas' own dtypes (a StringDtype column: workload.params as JSON) are not numpy dtypes
+    return [c for c in cols if isinstance(df[c].dtype, np.dtype) and np.issubdtype(df[c].dtype, np.number)
+            and df[c].dtype != bool]
 
 
 def facets(df) -> list[str]:
