@@ -209,9 +209,9 @@ def validate_run(cfg: RunConfig, index: int | None = None) -> RunConfig:
         if unit_pages == UNIT_2M and not k.transparent_hugepage.enabled:
             require(k.autonuma.knuma_scand.pmd == 1, "autonuma.knuma_scand.pmd", k.autonuma.knuma_scand.pmd,
                     "1 with sim.page_unit=2M and THP off (pte-mode scanning needs sim.page_unit=4K)")
-        if getattr(wl.bench, "thp", 0) == -1 and k.transparent_hugepage.enabled:
-            require(False, "transparent_hugepage.enabled", k.transparent_hugepage.enabled,
-                    f"0 for {wl.name} (--thp -1: MADV_NOHUGEPAGE on all its memory; with sim.page_unit=4K)")
+        require(getattr(wl.bench, "thp", 0) != -1 or not k.transparent_hugepage.enabled,
+                "transparent_hugepage.enabled", k.transparent_hugepage.enabled,
+                f"0 for {wl.name} (--thp -1: MADV_NOHUGEPAGE on all its memory; with sim.page_unit=4K)")
         _check_fits(machine, wl, unit_pages)
     except ConfigError as e:
         raise ConfigError(f"{where}{e}" + (f" [{label}]" if index is not None and label else "")) from None

@@ -396,6 +396,7 @@ def warn_uncalibrated(runs) -> None:
 def warn_perf_window(runs) -> None:
     """perf bench numa's -s window (nr_secs after its start barrier) longer than sim.duration_s:
     the figures would cover less than perf measures (flagged perf_cut_short)."""
+    from ..config import PERF_EXIT_MARGIN_S
     seen = set()
     for r in runs:
         wl = r.config.resolved_workload()
@@ -404,7 +405,8 @@ def warn_perf_window(runs) -> None:
         if b is not None and getattr(b, "nr_secs", 0) and dur < b.nr_secs + 1 and (wl.name, dur) not in seen:
             seen.add((wl.name, dur))
             log.warning(f"{wl.name}: perf measures {b.nr_secs} s after its start barrier but sim.duration_s={dur:g}; "
-                        f"give sim.duration_s={b.nr_secs + 2} for the whole window (else perf_cut_short)")
+                        f"give sim.duration_s={b.nr_secs + PERF_EXIT_MARGIN_S:g} for the whole window "
+                        "(else perf_cut_short)")
 
 
 def _print_table(df, limit: int = 20):

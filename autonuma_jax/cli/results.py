@@ -134,33 +134,38 @@ def write_text_atomic(text: str, path: str) -> str:
     return path
 
 
+def _per_config_texts(df: pd.DataFrame, out_dir: str, sub: str, text) -> list[str]:
+    """<sub>/config_<index>.txt for every row that ``text(row)`` gives a text for (None: skip)."""
+    d = os.path.join(out_dir, sub)
+    os.makedirs(d, exist_ok=True)
+    files = []
+    for row in df.to_dict("records"):
+        t = text(row)
+        if t is not None:
+            files.append(write_text_atomic(t, os.path.join(d, f"config_{int(row['config_index']):04d}.txt")))
+    return files
+
+
 def write_vmstat(df: pd.DataFrame, out_dir: str) -> list[str]:
     """vmstat/config_<index>.txt: each configuration's final counters as /proc/vmstat lines
     ("name value"; AutoNUMA24's as sysfs paths), to diff against a real run's
     ``grep numa /proc/vmstat``. vmstat/index.csv maps the files to the configurations."""
     from ..vmstat import vmstat_text
-    d = os.path.join(out_dir, "vmstat")
-    os.makedirs(d, exist_ok=True)
-    files = []
-    for row in df.to_dict("records"):
-        files.append(write_text_atomic(vmstat_text(row), os.path.join(d, f"config_{int(row['config_index']):04d}.txt")))
+    files = _per_config_texts(df, out_dir, "vmstat", vmstat_text)
     idx = [c for c in ("config_index", "combo_label", "machine", "workload", "policy", "seed") if c in df.columns]
-    df[idx].assign(file=[os.path.basename(f) for f in files]).to_csv(os.path.join(d, "index.csv"), index=False)
-    return files + [os.path.join(d, "index.csv")]
+    index = os.path.join(out_dir, "vmstat", "index.csv")
+    df[idx].assign(file=[os.path.basename(f) for f in files]).to_csv(index, index=False)
+    return files + [index]
 
 
 def write_perf(df: pd.DataFrame, out_dir: str) -> list[str]:
     """perf_bench_numa/config_<index>.txt: what perf bench numa mem would print for each perf
     configuration (print_res's long format), beside the result columns perf_*."""
     from ..workloads.perf_figures import FIGURES, perf_text
-    d = os.path.join(out_dir, "perf_bench_numa")
-    os.makedirs(d, exist_ok=True)
-    files = []
-    for row in df.to_dict("records"):
+
+    def text(row):
         if row.get("perf_runtime_max_s") != row.get("perf_runtime_max_s"):  # not a perf run (NaN)
-            continue
-        fig = {k: row[k] for k in FIGURES}
-        head = f"{row.get('label', '')}\n" if row.get("label") else ""
-        files.append(write_text_atomic(head + perf_text(fig, str(row["workload"])),
-                                       os.path.join(d, f"config_{int(row['config_index']):04d}.txt")))
-    return files
+            return None
+        head = f"{row['label']}\n" if row.get("label") else ""
+        return head + perf_text({k: row[k] for k in FIGURES}, str(row["workload"]))
+    return _per_config_texts(df, out_dir, "perf_bench_numa", text)
