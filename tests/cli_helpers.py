@@ -23,7 +23,8 @@ def cli_env(cache_dir: str, home: str) -> dict:
     env = dict(os.environ)
     env.update({
         "JAX_PLATFORMS": "cpu",
-        "AUTONUMA_JAX_CACHE_DIR": str(cache_dir),
+        # the session's one cache (conftest.pytest_configure) when there is one
+        "AUTONUMA_JAX_CACHE_DIR": os.environ.get("AUTONUMA_TEST_XLA_DIR") or str(cache_dir),
         "WANDB_MODE": "offline",
         "WANDB_CONFIG_DIR": os.path.join(home, "wandb-config"),
         "WANDB_CACHE_DIR": os.path.join(home, "wandb-cache"),

@@ -6,7 +6,8 @@ import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # In-process CLI jobs must not turn on JAX's persistent compilation cache for the rest of the session
-# (it is process-global, and its default folder is in the user's home); subprocess jobs get their own.
+# (it is process-global, and its default folder is in the user's home); subprocess jobs get one
+# (pytest_configure below).
 os.environ["AUTONUMA_JAX_CACHE_DIR"] = ""
 
 import pytest
@@ -75,3 +76,45 @@ def _release_compiled_code():
     from autonuma_jax.simulate import release_compiled
     release_compiled()
     gc.collect()
+
+
+def pytest_configure(config):
+    """One persistent XLA compilation cache for the CLI subprocesses of the session (cli_helpers.cli_env):
+    they run the same one-configuration shape, so it is compiled once per worker, not once per test
+    module. (In-process tests keep no persistent cache: measured on four modules, a cold one saved
+    nothing, their shapes do not repeat across modules.) AUTONUMA_TEST_XLA_CACHE names the folder
+    (default: a private one in the temporary directory, kept between sessions: entries are keyed by
+    the program and the jax/XLA versions); AUTONUMA_TEST_XLA_CACHE=off: one cache per module."""
+    import tempfile
+    where = os.environ.get("AUTONUMA_TEST_XLA_CACHE", "")
+    if where == "off":
+        return
+    if not where:
+        where = os.path.join(tempfile.gettempdir(), f"autonuma-test-xla-{os.getuid()}")
+    # one folder per xdist worker: jax writes an entry in place, and a worker could read another's
+    # half-written file
+    where = os.path.join(where, os.environ.get("PYTEST_XDIST_WORKER", "main"))
+    os.makedirs(where, mode=0o700, exist_ok=True)
+    os.chmod(os.path.dirname(where), 0o700)
+    os.environ["AUTONUMA_TEST_XLA_DIR"] = where
+
+
+# The modules that take longest (seconds on a 2-core machine, from `pytest --durations`): run first,
+# so that two xdist workers finish together instead of one starting a long module at the end.
+LONGEST_FIRST = ("test_lockstep", "test_engine_properties", "test_slurm_jobs", "test_policies_upstream",
+                 "test_cli_tune", "test_smoke", "test_vmstat", "test_tune", "test_workloads", "test_preempt")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`scripts/test.sh` runs `-n 2 --dist loadgroup`): a module's tests stay on
+    one worker (its module-scoped fixtures are built once), every test of the SLURM modules runs on
+    the same worker, one at a time (the local cluster is one node of two CPUs), and the longest
+    modules start first."""
+    def group(item):
+        mod = item.module.__name__.rsplit(".", 1)[-1]
+        return "slurm" if mod.startswith("test_slurm") else mod
+
+    rank = {m: i for i, m in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda it: rank.get(group(it) if group(it) != "slurm" else "test_slurm_jobs", len(rank)))
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(group(item)))

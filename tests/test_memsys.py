@@ -30,6 +30,13 @@ def mparams(m):
     return SimpleNamespace(**{k: jnp.asarray(v) for k, v in machine_params(m).items()})
 
 
+@jax.jit
+def _solve_jit(mp: dict, prev_mc, prev_link, *args):
+    """One tick of the solver, compiled once per shape (the machine's numbers are arguments, not
+    constants: the property tests draw a new machine per example)."""
+    return memsys.solve(SimpleNamespace(**mp), prev_mc, prev_link, *args, prev_mc.shape[0])
+
+
 def solve(m, nodes, mem, busy=None, frac=None, speed=None, active=None, units=4, ticks=40, prev=None):
     """Threads on CPU nodes ``nodes``, each with its ``units`` next units on node ``mem[t]`` (or a
     list of nodes per thread), for ``ticks`` ticks from idle queues (or ``prev`` = (rho_mc,
@@ -44,10 +51,10 @@ def solve(m, nodes, mem, busy=None, frac=None, speed=None, active=None, units=4,
     frac = np.full(T, 1024, np.int32) if frac is None else np.asarray(frac, np.int32)
     speed = np.full(T, 1000, np.int32) if speed is None else np.asarray(speed, np.int32)
     active = np.ones(T, bool) if active is None else np.asarray(active, bool)
-    mp = mparams(m)
+    mp = vars(mparams(m))
     args = (jnp.asarray(nodes, jnp.int32), jnp.asarray(w), jnp.asarray(busy), jnp.asarray(frac), jnp.asarray(speed),
             jnp.asarray(active))
-    f = jax.jit(lambda pm, pl, *a: memsys.solve(mp, pm, pl, *a, N))
+    f = lambda pm, pl, *a: _solve_jit(mp, pm, pl, *a)  # noqa: E731
     rmc, rl = (jnp.zeros(N, jnp.int32), jnp.zeros((N, N), jnp.int32)) if prev is None else map(jnp.asarray, prev)
     for _ in range(ticks):
         L, n, rmc, rl = f(rmc, rl, *args)

@@ -1,11 +1,9 @@
 """Preemption: SIGUSR1 (or SIGTERM) makes a running job save its checkpoint and exit with status 3;
 the same command in the same output folder resumes, and the results are bit-identical to an
 uninterrupted run. No SLURM needed (the SLURM requeue path is tested in test_slurm_jobs.py)."""
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -27,11 +25,19 @@ def _frame(out):
     return df[[c for c in df.columns if c not in ("wall_s", "job_id", "job_wall_s")]]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGUSR1, signal.SIGTERM], ids=["USR1", "TERM"])
-def test_signal_checkpoints_and_rerun_resumes_identically(tmp_path, sig):
-    env = cli_env(tmp_path / "xla", str(tmp_path))
-    ref = tmp_path / "ref"
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The same job run once without a signal (both signals are compared with it)."""
+    home = tmp_path_factory.mktemp("home")
+    env = cli_env(home / "xla", str(home))
+    ref = home / "ref"
     subprocess.run(_cmd(ref), cwd=REPO, env=env, check=True, capture_output=True, timeout=400)
+    return env, ref
+
+
+@pytest.mark.parametrize("sig", [signal.SIGUSR1, signal.SIGTERM], ids=["USR1", "TERM"])
+def test_signal_checkpoints_and_rerun_resumes_identically(tmp_path, sig, uninterrupted):
+    env, ref = uninterrupted
     out = tmp_path / "run"
     p = subprocess.Popen(_cmd(out), cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen = []
