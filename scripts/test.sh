@@ -21,10 +21,11 @@ if [ "${AUTONUMA_SLURM:-1}" = 1 ]; then
 fi
 # Two workers (pytest-xdist): one process used 1.2 of the 2 cores on average (XLA compiles on one
 # thread), and compiling
-# is most of the suite's time. A module stays on one worker, the SLURM tests share one (conftest.py).
+# is most of the suite's time. A module stays on one worker (--dist loadfile), the longest first
+# (tests/conftest.py).
 # AUTONUMA_TEST_WORKERS=0 runs everything in this process.
 workers="${AUTONUMA_TEST_WORKERS:-2}"
 if [ "$workers" -gt 0 ]; then
-  set -- -n "$workers" --dist loadgroup "$@"
+  set -- -n "$workers" --dist loadfile "$@"
 fi
 .venv/bin/python -m pytest -q --durations=25 "$@"

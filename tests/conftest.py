@@ -105,16 +105,14 @@ LONGEST_FIRST = ("test_lockstep", "test_engine_properties", "test_slurm_jobs", "
                  "test_cli_tune", "test_smoke", "test_vmstat", "test_tune", "test_workloads", "test_preempt")
 
 
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (`scripts/test.sh` runs `-n 2 --dist loadgroup`): a module's tests stay on
-    one worker (its module-scoped fixtures are built once), every test of the SLURM modules runs on
-    the same worker, one at a time (the local cluster is one node of two CPUs), and the longest
-    modules start first."""
-    def group(item):
-        mod = item.module.__name__.rsplit(".", 1)[-1]
-        return "slurm" if mod.startswith("test_slurm") else mod
+def _module(item):
+    return item.module.__name__.rsplit(".", 1)[-1]
 
+
+def pytest_collection_modifyitems(config, items):
+    """The longest modules first (a stable sort: the order inside a module is kept). Under
+    pytest-xdist (`scripts/test.sh` runs `-n 2 --dist loadfile`) a module's tests stay on one
+    worker (its module-scoped fixtures are built once), and the two workers take modules in this
+    order as they free up, so neither starts a long module at the end."""
     rank = {m: i for i, m in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda it: rank.get(group(it) if group(it) != "slurm" else "test_slurm_jobs", len(rank)))
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(group(item)))
+    items.sort(key=lambda it: rank.get(_module(it), len(rank)))
