@@ -20,9 +20,8 @@ if [ "${AUTONUMA_SLURM:-1}" = 1 ]; then
   fi
 fi
 # Two workers (pytest-xdist): one process used 1.2 of the 2 cores on average (XLA compiles on one
-# thread), and compiling
-# is most of the suite's time. A module stays on one worker (--dist loadfile), the longest first
-# (tests/conftest.py).
+# thread, and compiling is most of the suite's time). A module stays on one worker (--dist
+# loadfile), the longest modules first (tests/conftest.py).
 # AUTONUMA_TEST_WORKERS=0 runs everything in this process.
 workers="${AUTONUMA_TEST_WORKERS:-2}"
 if [ "$workers" -gt 0 ]; then
