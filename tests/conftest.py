@@ -99,8 +99,9 @@ def pytest_configure(config):
     os.environ["AUTONUMA_TEST_XLA_DIR"] = where
 
 
-# The modules that take longest (seconds on a 2-core machine, from `pytest --durations`): run first,
-# so that two xdist workers finish together instead of one starting a long module at the end.
+# The modules that take longest (on a 2-core machine, from `pytest --durations`), collected first.
+# Meant to let two xdist workers finish together; observed 2026-12-03: loadfile did not dispatch
+# modules in this order (three of them started in the last third), see BENCHMARKS.md.
 LONGEST_FIRST = ("test_lockstep", "test_engine_properties", "test_slurm_jobs", "test_policies_upstream",
                  "test_cli_tune", "test_smoke", "test_vmstat", "test_tune", "test_workloads", "test_preempt")
 
@@ -112,7 +113,6 @@ def _module(item):
 def pytest_collection_modifyitems(config, items):
     """The longest modules first (a stable sort: the order inside a module is kept). Under
     pytest-xdist (`scripts/test.sh` runs `-n 2 --dist loadfile`) a module's tests stay on one
-    worker (its module-scoped fixtures are built once), and the two workers take modules in this
-    order as they free up, so neither starts a long module at the end."""
+    worker (its module-scoped fixtures are built once); the workers do not follow this order (above)."""
     rank = {m: i for i, m in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda it: rank.get(_module(it), len(rank)))
