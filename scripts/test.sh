@@ -19,12 +19,23 @@ if [ "${AUTONUMA_SLURM:-1}" = 1 ]; then
     export AUTONUMA_SLURM=0
   fi
 fi
+# The in-process tests compile at LLVM -O0 (--xla_backend_optimization_level=0; XLA's own HLO
+# optimisation is unchanged): compiling is most of the suite's time, and at -O0 it takes about a
+# third less CPU (BENCHMARKS.md, "The test suite"). The program's results do not depend on it (integer
+# state, float32 steps without fast-math or contraction). The CLI subprocess tests (tests/cli_helpers.py)
+# compile at the default level, as every user's job does. AUTONUMA_TEST_LLVM_OPT=3: default everywhere.
+llvm_opt="${AUTONUMA_TEST_LLVM_OPT:-0}"
+if [ "$llvm_opt" != 3 ]; then
+  export AUTONUMA_TEST_CLI_XLA_FLAGS="${XLA_FLAGS:-}"
+  export XLA_FLAGS="${XLA_FLAGS:-} --xla_backend_optimization_level=$llvm_opt"
+fi
 # Two workers (pytest-xdist): one process used 1.2 of the 2 cores on average (XLA compiles on one
 # thread, and compiling is most of the suite's time). A module stays on one worker (--dist
-# loadfile), the longest modules first (tests/conftest.py).
+# loadfile), the longest modules first: in the order of tests/conftest.py's LONGEST_FIRST
+# (--no-loadscope-reorder; xdist would otherwise order modules by their number of tests).
 # AUTONUMA_TEST_WORKERS=0 runs everything in this process.
 workers="${AUTONUMA_TEST_WORKERS:-2}"
 if [ "$workers" -gt 0 ]; then
-  set -- -n "$workers" --dist loadfile "$@"
+  set -- -n "$workers" --dist loadfile --no-loadscope-reorder "$@"
 fi
 .venv/bin/python -m pytest -q --durations=25 "$@"

@@ -34,6 +34,9 @@ def cli_env(cache_dir: str, home: str) -> dict:
         "AUTONUMA_JAX_THROUGHPUT_LOG": os.path.join(home, "throughput.jsonl"),
     })
     env.pop("HYDRA_FULL_ERROR", None)
+    # scripts/test.sh compiles the in-process tests at LLVM -O0; a CLI job compiles as a user's does
+    if "AUTONUMA_TEST_CLI_XLA_FLAGS" in os.environ:
+        env["XLA_FLAGS"] = os.environ["AUTONUMA_TEST_CLI_XLA_FLAGS"]
     return env
 
 

@@ -99,11 +99,59 @@ def pytest_configure(config):
     os.environ["AUTONUMA_TEST_XLA_DIR"] = where
 
 
-# The modules that take longest (on a 2-core machine, from `pytest --durations`), collected first.
-# Meant to let two xdist workers finish together; observed 2026-12-03: loadfile did not dispatch
-# modules in this order (three of them started in the last third), see BENCHMARKS.md.
-LONGEST_FIRST = ("test_lockstep", "test_engine_properties", "test_slurm_jobs", "test_policies_upstream",
-                 "test_cli_tune", "test_smoke", "test_vmstat", "test_tune", "test_workloads", "test_preempt")
+# AUTONUMA_TEST_COMPILE_LOG=FILE: for every test, the seconds jax spent tracing, lowering and compiling
+# (jax.monitoring's compile events) and how many programs it compiled, written as JSON lines to FILE
+# (one file per xdist worker: FILE.<worker>). Tells which tests pay for compiling, not running.
+_COMPILE_EVENTS = {"/jax/core/compile/jaxpr_trace_duration": "trace_s",
+                   "/jax/core/compile/jaxpr_to_mlir_module_duration": "lower_s",
+                   "/jax/core/compile/backend_compile_duration": "compile_s"}
+_compile_now: dict = {}
+
+
+def _on_compile_event(event, duration, **_):
+    key = _COMPILE_EVENTS.get(event)
+    if key is not None and _compile_now:
+        _compile_now[key] = _compile_now.get(key, 0.0) + duration
+        if key == "compile_s":
+            _compile_now["programs"] = _compile_now.get("programs", 0) + 1
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    path = os.environ.get("AUTONUMA_TEST_COMPILE_LOG", "")
+    if not path:
+        yield
+        return
+    import json
+    import time
+    if not getattr(pytest_runtest_protocol, "registered", False):
+        import jax.monitoring
+        jax.monitoring.register_event_duration_secs_listener(_on_compile_event)
+        pytest_runtest_protocol.registered = True
+    _compile_now.clear()
+    _compile_now.update(test=item.nodeid, programs=0)
+    t0 = time.perf_counter()
+    yield
+    _compile_now["wall_s"] = time.perf_counter() - t0
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    with open(f"{path}.{worker}", "a") as f:
+        f.write(json.dumps(_compile_now) + "\n")
+    _compile_now.clear()
+
+
+# Every module, longest first (seconds of one serial run on a 2-core machine, `pytest --durations`,
+# 2026-12-03); scripts/test.sh runs xdist with --no-loadscope-reorder so that the workers take the
+# modules in this order (longest-processing-time first: the two workers finish close together). By
+# default xdist's loadfile orders modules by their number of tests, which started three of the
+# longest in the last third of a run. A module missing here runs last.
+LONGEST_FIRST = ("test_lockstep", "test_engine_properties", "test_slurm_jobs", "test_policies_upstream",  # 425-215
+                 "test_cli_tune", "test_smoke", "test_vmstat", "test_tune", "test_workloads",  # 205-150
+                 "test_preempt", "test_cli_run", "test_topology", "test_failure_paths", "test_cli_inprocess",  # 142-104
+                 "test_devices", "test_memsys", "test_validate", "test_fuzz", "test_cli_sweep_outputs",  # 93-63
+                 "test_cli_checks", "test_perf_bench_numa", "test_api", "test_input_checks", "test_checkpoint",  # 60-25
+                 "test_slurm_basic", "test_rules", "test_analysis", "test_builds", "test_validation",
+                 "test_rng", "test_ops", "test_slurm_state_dir", "test_compilation_cache_dir",
+                 "test_cli_hygiene", "test_cli_config")
 
 
 def _module(item):
@@ -113,6 +161,6 @@ def _module(item):
 def pytest_collection_modifyitems(config, items):
     """The longest modules first (a stable sort: the order inside a module is kept). Under
     pytest-xdist (`scripts/test.sh` runs `-n 2 --dist loadfile`) a module's tests stay on one
-    worker (its module-scoped fixtures are built once); the workers do not follow this order (above)."""
+    worker (its module-scoped fixtures are built once), taken in this order (above)."""
     rank = {m: i for i, m in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda it: rank.get(_module(it), len(rank)))
