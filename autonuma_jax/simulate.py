@@ -99,24 +99,35 @@ def snapshot(state, params, static=None) -> Row:
                **{k: getattr(a, k) for k in VMSTAT_COUNTERS})
 
 
-def run_interval(state, params, static: Static):
-    """report_ticks ticks of a batch (leading axis = configuration), then one row each."""
-    def body(s, _):
+def run_interval(state, params, static: Static, report_ticks):
+    """``report_ticks`` (traced) ticks of a batch (leading axis = configuration), then one row each."""
+    def body(_, s):
         if GATED:
-            return step_batch(s, params, static), None
-        return jax.vmap(lambda a, b: step(a, b, static))(s, params), None
+            return step_batch(s, params, static)
+        return jax.vmap(lambda a, b: step(a, b, static))(s, params)
 
-    state, _ = jax.lax.scan(body, state, None, length=static.report_ticks)
+    state = jax.lax.fori_loop(0, report_ticks, body, state)
     row = jax.vmap(lambda s, p: snapshot(s, p, static))(state, params)
     acc = jax.vmap(lambda a: replace(zero_counters(), overhead_rem_ns=a.overhead_rem_ns, kib_rem=a.kib_rem))(state.acc)
     return replace(state, acc=acc), row
 
 
-def run_chunk(state, params, static: Static, n_reports: int):
-    def body(s, _):
-        return run_interval(s, params, static)
+def run_chunk(state, params, n_run, report_ticks, static: Static, n_reports: int):
+    """``n_run`` (a traced count, at most ``n_reports``) report intervals of ``report_ticks`` (traced)
+    ticks each, and their rows ([B, n_reports, ...]; the rows past ``n_run`` are zeros, for the
+    caller to drop). Both counts are values, not shapes, so the last, shorter chunk of a run, runs of
+    other lengths and other report intervals use the same compiled program (a shorter chunk of its
+    own once cost a second compile of the whole tick in most short runs)."""
+    row_shape = jax.eval_shape(lambda s, p: jax.vmap(lambda a, b: snapshot(a, b, static))(s, p), state, params)
+    rows0 = jax.tree_util.tree_map(lambda a: jnp.zeros((n_reports,) + a.shape, a.dtype), row_shape)
 
-    state, rows = jax.lax.scan(body, state, None, length=n_reports)
+    def body(i, c):
+        s, rows = c
+        s, row = run_interval(s, params, static, report_ticks)
+        return s, jax.tree_util.tree_map(lambda r, x: jax.lax.dynamic_update_index_in_dim(r, x, i, 0), rows, row)
+
+    # a loop with a traced trip count: the same structure as a scan over the intervals
+    state, rows = jax.lax.fori_loop(0, jnp.minimum(n_run, n_reports), body, (state, rows0))
     return state, jax.tree_util.tree_map(lambda x: jnp.swapaxes(x, 0, 1), rows)  # [B, R, ...]
 
 
@@ -126,16 +137,57 @@ def run_chunk(state, params, static: Static, n_reports: int):
 COMPILED_CACHE_SIZE = 8
 
 
-@functools.lru_cache(maxsize=COMPILED_CACHE_SIZE)
+def program_static(static: Static) -> Static:
+    """The part of ``static`` a compiled program depends on: the run's length (``n_reports``) and its
+    report interval (``report_ticks``) are the trip counts of its loops, passed as values, so runs
+    that differ only in those share programs."""
+    return replace(static, n_reports=1, report_ticks=1)
+
+
+def chunk_length(reports_per_chunk: int, total: int) -> int:
+    """Report intervals per compiled chunk for a run of ``total`` rows: ``reports_per_chunk``, or for
+    a shorter run the next power of two >= ``total`` (so that short runs of nearby lengths share a
+    program; the intervals past the run's end are not simulated)."""
+    k = max(1, int(reports_per_chunk))
+    return k if total >= k else min(k, 1 << (max(1, int(total)) - 1).bit_length())
+
+
 def compiled_chunk(static: Static, n_reports: int):
-    """jit of run_chunk for one bucket (batched step inside); the state buffers are donated."""
+    """jit of ``run_chunk`` for one bucket (batched step inside), called as ``fn(state, params, n_run,
+    report_ticks)`` (int32 scalars: ``n_run`` <= ``n_reports`` intervals of ``report_ticks`` ticks;
+    ``chunk_args`` makes them); the state buffers are donated.
+    Programs are shared by every ``static`` with the same ``program_static``."""
+    return _compiled_chunk(program_static(static), int(n_reports))
+
+
+@functools.lru_cache(maxsize=COMPILED_CACHE_SIZE)
+def _compiled_chunk(static: Static, n_reports: int):
     fn = functools.partial(run_chunk, static=static, n_reports=n_reports)
     return jax.jit(fn, donate_argnums=(0,))
 
 
-@functools.lru_cache(maxsize=COMPILED_CACHE_SIZE)
+def chunk_args(static: Static, n_run: int) -> tuple:
+    """The trip counts ``compiled_chunk``'s function takes after (state, params): ``n_run`` report
+    intervals of ``static.report_ticks`` ticks."""
+    return jnp.int32(n_run), jnp.int32(static.report_ticks)
+
+
+compiled_chunk.cache_info = _compiled_chunk.cache_info  # type: ignore[attr-defined]
+compiled_chunk.cache_clear = _compiled_chunk.cache_clear  # type: ignore[attr-defined]
+
+
 def compiled_init(static: Static):
+    """jit of the batch's initial state (shared like ``compiled_chunk``'s programs)."""
+    return _compiled_init(program_static(static))
+
+
+@functools.lru_cache(maxsize=COMPILED_CACHE_SIZE)
+def _compiled_init(static: Static):
     return jax.jit(jax.vmap(functools.partial(init_state, static)))
+
+
+compiled_init.cache_info = _compiled_init.cache_info  # type: ignore[attr-defined]
+compiled_init.cache_clear = _compiled_init.cache_clear  # type: ignore[attr-defined]
 
 
 def release_compiled() -> None:
@@ -369,13 +421,13 @@ class Bucket:
         if self.state is None:
             self.init()
         total = self.static.n_reports if max_reports is None else max(1, min(int(max_reports), self.static.n_reports))
-        k = max(1, min(reports_per_chunk, total))  # progress.chunks_of counts the chunks this loop takes
+        k = chunk_length(reports_per_chunk, total)  # progress.chunks_of counts the chunks this loop takes
         chunks = 0
         while self.reports_done < total and not (stop_when_done and self.reports_done and self.all_done()):
             n = min(k, total - self.reports_done)
-            fn = compiled_chunk(self.static, n)
-            self.state, rows = fn(self.state, self.params)
-            self.rows.append(jax.tree_util.tree_map(np.asarray, rows))
+            fn = compiled_chunk(self.static, k)  # one program for every chunk, the last shorter one too
+            self.state, rows = fn(self.state, self.params, *chunk_args(self.static, n))
+            self.rows.append(jax.tree_util.tree_map(lambda x: np.asarray(x)[:, :n], rows))
             self.reports_done += n
             if self.static.check_invariants:
                 self._raise_violations(self.rows[-1])

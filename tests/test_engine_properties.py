@@ -20,7 +20,7 @@ import pytest
 
 from autonuma_jax import tick
 from autonuma_jax.config import build_static
-from autonuma_jax.simulate import Bucket, Row, compiled_chunk, compiled_init
+from autonuma_jax.simulate import Bucket, Row, chunk_args, compiled_chunk, compiled_init
 
 from conftest import TINY2, mini
 
@@ -267,11 +267,11 @@ def test_skipped_phase_leaves_no_trace_of_the_batch(alone, batch):
     sA.sched.pending[0] = True
     sA.sched.next_balance[:] = int(sA.tick) + 1000  # none of A's CPUs balances in this interval
     fn = compiled_chunk(b1.static, 1)
-    out1, _ = fn(jax.tree_util.tree_map(lambda x: jnp.asarray(x[None]), sA), b1.params)
+    out1, _ = fn(jax.tree_util.tree_map(lambda x: jnp.asarray(x[None]), sA), b1.params, *chunk_args(b1.static, 1))
     sb = _put(to_np(bb.state), 1, sA)
     assert int(sb.tick[0]) == int(sA.tick)
     sb.sched.next_balance[0, 0] = sb.tick[0]  # configuration 0's CPU 0 balances now
-    out4, _ = fn(jax.tree_util.tree_map(jnp.asarray, sb), bb.params)
+    out4, _ = fn(jax.tree_util.tree_map(jnp.asarray, sb), bb.params, *chunk_args(bb.static, 1))
     assert_same_tree(_slice(out1, 0), _slice(out4, 1), "A alone vs A in a batch")
 
 

@@ -16,7 +16,7 @@ from autonuma_jax import invariants
 from autonuma_jax import params as P
 from autonuma_jax.config import build_static, validate_run
 from autonuma_jax.knobs import ORDERED, RANGES, flatten
-from autonuma_jax.simulate import compiled_chunk, compiled_init
+from autonuma_jax.simulate import chunk_args, compiled_chunk, compiled_init
 
 from conftest import FAST, TINY2, TINY4, mini
 
@@ -103,7 +103,7 @@ def run_few_ticks(cfg):
     p = P.stack([P.build_params(cfg, static)])
     p = jax.tree_util.tree_map(jnp.asarray, p)
     s = compiled_init(static)(p)
-    s, rows = compiled_chunk(static, 1)(s, p)
+    s, rows = compiled_chunk(static, 1)(s, p, *chunk_args(static, 1))
     ok = np.asarray(rows.invariants_ok)[0, 0]
     return invariants.violations(ok), s
 
