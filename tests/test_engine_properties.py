@@ -293,6 +293,31 @@ def test_knob_values_do_not_recompile(alone):
     assert b2.static == b.static and len(res[0].rows["tick"]) == A.sim.n_reports
 
 
+def test_a_shorter_last_chunk_and_other_durations_compile_nothing(alone):
+    """A chunk's interval count and the report interval are trip counts, not shapes: a run whose
+    last chunk is shorter (150 intervals, 7 a chunk) compiles one chunk program, gives what one
+    interval a chunk gave, and a run of another duration or report interval compiles nothing more."""
+    from dataclasses import replace
+    b1, r1, _ = alone
+    fn, init = compiled_chunk(b1.static, 7), compiled_init(b1.static)
+    before = _COMPILES[0]
+    b = Bucket.build([A])
+    r7 = b.run(reports_per_chunk=7, stop_when_done=False)[0]
+    assert A.sim.n_reports % 7 and fn._cache_size() == 1
+    assert _COMPILES[0] - before <= 1  # the 7-interval program (init is shared with `alone`'s)
+    assert_same_result(r1, r7, "7 intervals a chunk vs 1")
+    shorter = replace(A, sim=replace(A.sim, duration_s=0.3))
+    coarser = replace(A, sim=replace(A.sim, report_interval_ms=6.0))
+    with no_recompile(fn, init):
+        rs = Bucket.build([shorter]).run(reports_per_chunk=7, stop_when_done=False)[0]
+        rc = Bucket.build([coarser]).run(reports_per_chunk=7, stop_when_done=False)[0]
+    assert len(rs.rows["tick"]) == shorter.sim.n_reports == 75 and len(rc.rows["tick"]) == 100
+    assert all(np.array_equal(rs.rows[k], r1.rows[k][:75]) for k in rs.rows)  # a prefix of the longer run
+    assert np.array_equal(rc.rows["tick"], 6 * np.arange(1, 101))
+    for k in ("hinting_faults", "total_kib", "local_kib"):  # the same ticks, counted in coarser rows
+        assert rc.rows[k][:50].sum() == r1.rows[k][:75].sum() and r1.rows[k][:75].sum() > 0, k
+
+
 def test_recompile_guard_detects_a_shape_change(batch):
     """The guard can fail: running the same bucket (same Static, same compiled function) with a
     batch of four instead of one is a new input shape; the guard watching that run fired."""
