@@ -136,6 +136,17 @@ def run_chunk(state, params, n_run, report_ticks, static: Static, n_reports: int
 # process hits vm.max_map_count and XLA aborts. Dropping a jitted function frees its executables.
 COMPILED_CACHE_SIZE = 8
 
+# Bucket.run(retire_done=True): finished configurations leave the batch only when the time the
+# smaller batch saves (guessed) is this many times the compile it costs (0: whenever half are done).
+RETIRE_PAYBACK = 2.0
+_COMPILE_S: dict = {}  # program_static -> wall seconds of the last chunk call that compiled it (compile + chunk)
+
+
+def _programs(fn) -> int:
+    """Programs a jitted function holds (0 where jax does not say)."""
+    size = getattr(fn, "_cache_size", None)
+    return int(size()) if callable(size) else 0
+
 
 def program_static(static: Static) -> Static:
     """The part of ``static`` a compiled program depends on: the run's length (``n_reports``) and its
@@ -391,8 +402,17 @@ class Bucket:
     def run(self, reports_per_chunk: int = 10, stop_when_done: bool = True,
             on_chunk: Callable[[Bucket], object] | None = None, checkpoint: str | None = None,
             checkpoint_every: int = 1, should_stop: Callable[[], bool] | None = None, resume: bool = True,
-            final_checkpoint: bool = False, max_reports: int | None = None) -> list[Result]:
+            final_checkpoint: bool = False, max_reports: int | None = None,
+            retire_done: bool = False) -> list[Result]:
         """Run to the end (or until every configuration finished).
+
+        With ``retire_done`` (and ``stop_when_done``), configurations that have reached their own end
+        leave the compiled batch once at most half of it is still running: the rest run on in a
+        batch of their own size (one compile per new size, at most log2(B) of them), so a finished
+        configuration no longer costs a tick's work until the slowest one ends. Results are the same
+        bit for bit (a configuration's run does not depend on its batch, and a finished one is frozen);
+        between chunks ``self.state`` stays the whole batch (``on_chunk`` and checkpoints see all of
+        it), and ``self.live_rows`` says which rows are still simulated.
 
         With ``max_reports``, stop after that many report intervals in all (at most
         ``static.n_reports``): the results are the first ``max_reports`` rows of the full run, bit for
@@ -423,12 +443,27 @@ class Bucket:
         total = self.static.n_reports if max_reports is None else max(1, min(int(max_reports), self.static.n_reports))
         k = chunk_length(reports_per_chunk, total)  # progress.chunks_of counts the chunks this loop takes
         chunks = 0
+        self.live_rows = None  # None: every row of the batch is simulated
+        clock: list[float] = []  # wall seconds of each chunk at the present batch width
+        dev = None  # (state, params) of the live rows on the devices, while some rows are retired
         while self.reports_done < total and not (stop_when_done and self.reports_done and self.all_done()):
             n = min(k, total - self.reports_done)
             fn = compiled_chunk(self.static, k)  # one program for every chunk, the last shorter one too
-            self.state, rows = fn(self.state, self.params, *chunk_args(self.static, n))
-            self.rows.append(jax.tree_util.tree_map(lambda x: np.asarray(x)[:, :n], rows))
+            t0, programs = time.perf_counter(), _programs(fn)
+            if dev is None:
+                self.state, rows = fn(self.state, self.params, *chunk_args(self.static, n))
+                rows = jax.tree_util.tree_map(lambda x: np.asarray(x)[:, :n], rows)
+            else:
+                st, part = fn(dev[0], dev[1], *chunk_args(self.static, n))
+                dev = (st, dev[1])
+                self.state, rows = self._merge(st, part, n)
+            clock.append(time.perf_counter() - t0)
+            if _programs(fn) > programs:  # this call compiled: its time bounds a compile from above
+                _COMPILE_S[program_static(self.static)] = clock[-1]
+            self.rows.append(rows)
             self.reports_done += n
+            if retire_done and stop_when_done and self.reports_done < total:
+                dev, clock = self._retire(dev, clock, k)
             if self.static.check_invariants:
                 self._raise_violations(self.rows[-1])
             chunks += 1
@@ -440,9 +475,61 @@ class Bucket:
             if stop:
                 self.stopped = True
                 break
+        if dev is not None:  # the whole batch back on the devices, as a bucket's state always is
+            self.state = self.place(self.state)
         if checkpoint and final_checkpoint and not self.stopped:
             save()
         return self.results()
+
+    def _rows_live(self, state) -> np.ndarray:
+        """[rows] which rows of ``state`` have not reached their own end (``tick.config_live``)."""
+        t, m = state.tasks, state.mms
+        resp = np.asarray(self.params.workload.mm_respawns)
+        done = (np.all(np.asarray(t.phase) == T_DONE, axis=1) & np.all(np.asarray(m.generation) >= resp, axis=1)
+                & ~np.any(np.asarray(m.alive), axis=1))
+        return ~done
+
+    def _retire(self, dev, clock, k):
+        """Shrink the simulated rows to the live ones when at most half of them still run and the
+        time it saves is likely to pay for the compile of the smaller batch: the chunks left are
+        guessed to be as many as those done so far (a run that has lasted k chunks is as likely to
+        last another k), and the saving must be ``RETIRE_PAYBACK`` times the compile (the last call
+        that compiled this program, less the fastest chunk). Which rows retire changes no result,
+        only the wall time."""
+        rows = np.arange(len(self.configs) + self.n_pad) if self.live_rows is None else self.live_rows
+        live = np.array(list(dict.fromkeys(rows[self._rows_live(self.state)[rows]].tolist())), dtype=np.int64)
+        if len(live) == 0 or 2 * len(live) > len(rows) or len(clock) < 2:
+            return dev, clock
+        # a compile: the last call that compiled this program (any width), less a chunk's running time
+        compile_s = max(_COMPILE_S.get(program_static(self.static), clock[0]) - min(clock[1:]), 0.0)
+        saved_per_chunk = min(clock[1:]) * (1 - len(live) / len(rows))
+        if saved_per_chunk * (self.reports_done / k) < RETIRE_PAYBACK * compile_s:
+            return dev, clock
+        n_dev = 1 if self.sharding is None else int(np.prod(self.sharding.mesh.devices.shape))
+        live = np.concatenate([live, np.repeat(live[-1:], (-len(live)) % n_dev)])  # duplicates pad the devices
+        host = jax.tree_util.tree_map(np.asarray, self.state)
+        self.state = host
+        self.live_rows = live
+        take = lambda tree: self.place(jax.tree_util.tree_map(lambda a: np.asarray(a)[live], tree))  # noqa: E731
+        return (take(host), take(self.params)), []
+
+    def _merge(self, st, part, n):
+        """The whole batch's state and this chunk's rows, the live rows' from the devices (retired
+        rows keep their frozen state; their rows past their own end repeat the last one)."""
+        live = self.live_rows
+        last = self.rows[-1]
+
+        def state_leaf(full, x):
+            full = np.array(full)
+            full[live] = np.asarray(x)
+            return full
+
+        def row_leaf(prev, x):
+            full = np.repeat(np.asarray(prev)[:, -1:], n, axis=1)
+            full[live] = np.asarray(x)[:, :n]
+            return full
+        return (jax.tree_util.tree_map(state_leaf, self.state, st),
+                jax.tree_util.tree_map(row_leaf, last, part))
 
     def _raise_violations(self, rows: Row) -> None:
         ok = np.asarray(rows.invariants_ok)[: len(self.configs)]  # [B, R, K]

@@ -147,7 +147,7 @@ def pytest_runtest_protocol(item, nextitem):
 LONGEST_FIRST = ("test_lockstep", "test_engine_properties", "test_slurm_jobs", "test_policies_upstream",  # 425-215
                  "test_cli_tune", "test_smoke", "test_vmstat", "test_tune", "test_workloads",  # 205-150
                  "test_preempt", "test_cli_run", "test_topology", "test_failure_paths", "test_cli_inprocess",  # 142-104
-                 "test_devices", "test_memsys", "test_validate", "test_fuzz", "test_cli_sweep_outputs",  # 93-63
+                 "test_devices", "test_memsys", "test_validate", "test_fuzz", "test_retire", "test_cli_sweep_outputs",  # 93-63
                  "test_cli_checks", "test_perf_bench_numa", "test_api", "test_input_checks", "test_checkpoint",  # 60-25
                  "test_slurm_basic", "test_rules", "test_analysis", "test_builds", "test_validation",
                  "test_rng", "test_ops", "test_slurm_state_dir", "test_compilation_cache_dir",
