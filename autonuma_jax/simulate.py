@@ -32,7 +32,7 @@ from .progress import Progress, ProgressRecord, chunks_of
 from .pytree import pytree_dataclass, replace
 from .state import T_DONE, T_WORK, VMSTAT_COUNTERS, init_state, zero_counters
 from .static import Static
-from .tick import step, step_batch
+from .tick import config_live, step, step_batch
 
 if TYPE_CHECKING:
     from .params import Params
@@ -482,12 +482,8 @@ class Bucket:
         return self.results()
 
     def _rows_live(self, state) -> np.ndarray:
-        """[rows] which rows of ``state`` have not reached their own end (``tick.config_live``)."""
-        t, m = state.tasks, state.mms
-        resp = np.asarray(self.params.workload.mm_respawns)
-        done = (np.all(np.asarray(t.phase) == T_DONE, axis=1) & np.all(np.asarray(m.generation) >= resp, axis=1)
-                & ~np.any(np.asarray(m.alive), axis=1))
-        return ~done
+        """[rows] which rows of ``state`` have not reached their own end: the tick's own test."""
+        return np.asarray(jax.vmap(config_live)(state, self.params))
 
     def _retire(self, dev, clock, k):
         """Shrink the simulated rows to the live ones when at most half of them still run and the
