@@ -673,7 +673,9 @@ def parse_args(argv=None):
                          "that was running resumes from its checkpoints (checkpoints/)")
     ap.add_argument("--collect", action="store_true",
                     help="simulate nothing: write the tables from the cells already finished in --out "
-                         "(cells/*.json, from runs of any cell subset); cells not yet run are listed as missing")
+                         "(cells/*.json, from runs of any cell subset; a cell with no json keeps its rows "
+                         "of a validation.csv already in --out and its plots there); cells not yet run are "
+                         "listed as missing")
     ap.add_argument("--json", action="store_true", help="also write validation.json and print it on stdout")
     ap.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     ap.add_argument("--render", metavar="DIR",
@@ -691,6 +693,15 @@ def write_ratio_plots(rows: Sequence[dict], out: str) -> list[str]:
                     f"{m}: runtime / hard_bind (error bars: 95% CI of the mean)")
         names.append(name)
     return names
+
+
+def cell_plots(names: Sequence[str], machine: str, workload: str) -> list[str]:
+    """The plots among ``names`` that belong to one cell: its locality plot and its nmstat plots
+    (a plain prefix test would give numa01 the plots of numa01_THREAD_ALLOC)."""
+    pre = f"nmstat_{machine}_{workload}_"
+    return [n for n in names if n == f"locality_{machine}_{workload}.png"
+            or (n.startswith(pre) and n.endswith(".png") and "_seed" in n
+                and n[len(pre):-4].rsplit("_seed", 1)[0] in C.POLICIES)]
 
 
 def render(folder: str) -> int:
@@ -786,6 +797,12 @@ def main(argv=None) -> int:
     plot_errors: list[str] = []
     cells = [(m, w) for m in machines for w in workloads]
     missing: list[str] = []  # --collect: cells not run yet
+    # --collect: cells with no json keep the rows of a validation.csv already in --out (a table
+    # published without its cells/*.json, to which newly run cells are added)
+    kept: dict = {}
+    if args.collect and os.path.exists(csv_path):
+        for r in read_rows(csv_path):
+            kept.setdefault((r["machine"], r["workload"]), []).append(r)
     log(f"validate: {len(cells)} cells x {len(policies)} policies x {seeds} seeds -> {out}")
 
     def write_tables(complete: bool) -> None:
@@ -808,14 +825,19 @@ def main(argv=None) -> int:
         build = build_for(m)
         cell_file = os.path.join(out, "cells", f"{m}__{w}.json")
         if args.collect and not os.path.exists(cell_file):
-            missing.append(f"{m}/{w}")
+            if (m, w) in kept:
+                all_rows.extend(kept[(m, w)])
+                plots_written.extend(cell_plots(sorted(os.listdir(out)), m, w))
+                log(f"[{ci + 1}/{len(cells)}] {m} / {w}: kept from {csv_path} (no cell json)")
+            else:
+                missing.append(f"{m}/{w}")
             continue
         if (args.resume or args.collect) and os.path.exists(cell_file):
             with open(cell_file) as f:
                 done = json.load(f)
             all_runs.extend(_unjson(done["runs"]))
             all_rows.extend(_unjson(done["rows"]))
-            plots_written.extend(done.get("plots", []))
+            plots_written.extend(cell_plots(done.get("plots", []), m, w))
             log(f"[{ci + 1}/{len(cells)}] {m} / {w}: done before, kept ({cell_file})")
             continue
         cfgs = cell_configs(m, w, policies, seeds, sim, knobs, scale, build)
@@ -867,7 +889,7 @@ def main(argv=None) -> int:
         del results
         os.makedirs(os.path.dirname(cell_file), exist_ok=True)
         atomic_text(cell_file, json.dumps(_json_safe(dict(rows=rows, runs=cell_runs,
-                                                          plots=[p for p in plots_written if f"_{m}_{w}" in p])))
+                                                          plots=cell_plots(plots_written, m, w))))
                     + "\n")
         _remove_tree(ckpt)
         write_tables(complete=False)

@@ -209,3 +209,32 @@ def test_collect_assembles_finished_cells_without_simulating(quick_out, tmp_path
     md = open(copy / "validation.md").read()
     assert "Not run yet (1 of 2 cells):** 2node_24cpu/numa01_THREAD_ALLOC" in md
     assert not (copy / "checkpoints" / "2node_24cpu__numa01_THREAD_ALLOC").exists()  # nothing was simulated
+
+
+def test_collect_keeps_published_rows_of_cells_without_json(quick_out, tmp_path):
+    """A table published without its cells/*.json (docs/validation.csv) grows by the cells run
+    since: --collect keeps the csv rows of a cell with no json, and its plots."""
+    import shutil
+    copy = tmp_path / "grow"
+    shutil.copytree(quick_out, copy)
+    (copy / "cells" / "2node_24cpu__numa01.json").unlink()  # published earlier: rows in the csv only
+    before = _rows(quick_out)
+    assert V.main(QUICK_ARGS + ["--out", str(copy), "--collect"]) == 0
+    rows = _rows(copy)
+    assert [(r["workload"], r["policy"], r["runtime_s"]) for r in rows] == \
+        [(r["workload"], r["policy"], r["runtime_s"]) for r in before]
+    md = open(copy / "validation.md").read()
+    assert "Not run yet" not in md
+    import json
+    plots = json.load(open(copy / "meta.json"))["plots"]
+    assert "locality_2node_24cpu_numa01.png" in plots and "nmstat_2node_24cpu_numa01_none_seed0.png" in plots
+    assert len(plots) == len(set(plots))
+
+
+def test_cell_plots_tell_numa01_from_numa01_thread_alloc():
+    names = ["locality_m_numa01.png", "locality_m_numa01_THREAD_ALLOC.png", "nmstat_m_numa01_none_seed0.png",
+             "nmstat_m_numa01_THREAD_ALLOC_none_seed0.png", "nmstat_m_numa01_autonuma24_seed2.png", "ratio_m.png"]
+    assert V.cell_plots(names, "m", "numa01") == ["locality_m_numa01.png", "nmstat_m_numa01_none_seed0.png",
+                                                  "nmstat_m_numa01_autonuma24_seed2.png"]
+    assert V.cell_plots(names, "m", "numa01_THREAD_ALLOC") == ["locality_m_numa01_THREAD_ALLOC.png",
+                                                               "nmstat_m_numa01_THREAD_ALLOC_none_seed0.png"]
