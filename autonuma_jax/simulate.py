@@ -579,7 +579,8 @@ ProgressArg = Union[bool, None, Callable[[ProgressRecord], object]]
 
 def simulate(configs: Sequence[RunConfig] | RunConfig, reports_per_chunk: int = 10, stop_when_done: bool = True,
              on_chunk: Callable[[Bucket], object] | None = None, devices: Sequence[jax.Device] | None = None,
-             progress: ProgressArg = True, progress_interval_s: float = 10.0) -> list[Result]:
+             progress: ProgressArg = True, progress_interval_s: float = 10.0,
+             retire_done: bool = True) -> list[Result]:
     """Simulate configurations; returns one ``Result`` per configuration, in input order.
 
     Every configuration is validated first (a bad one raises ``ConfigError`` before anything
@@ -603,6 +604,10 @@ def simulate(configs: Sequence[RunConfig] | RunConfig, reports_per_chunk: int = 
             and once more at the end (``final=True``), and nothing is printed.
         progress_interval_s: seconds between two progress lines, in [0, 86400] (0: a line
             after every chunk, from the first one).
+        retire_done: with ``stop_when_done``, configurations that have reached their own end leave
+            the compiled batch once at most half of it still runs and the saving is likely to pay
+            for the smaller batch's compile (``Bucket.run(retire_done=...)``): the results are the
+            same bit for bit, only the wall time differs. False keeps every batch whole.
 
     Progress only reads the batch between chunks: results are the same with or without it.
     """
@@ -628,7 +633,8 @@ def simulate(configs: Sequence[RunConfig] | RunConfig, reports_per_chunk: int = 
             prog.new_batch()
             before = prog.done
             hook = _both(prog.update, on_chunk)
-        res = bucket.run(reports_per_chunk=reports_per_chunk, stop_when_done=stop_when_done, on_chunk=hook)
+        res = bucket.run(reports_per_chunk=reports_per_chunk, stop_when_done=stop_when_done, on_chunk=hook,
+                         retire_done=retire_done)
         if prog is not None:
             prog.skip(n - (prog.done - before))  # chunks an early stop made unnecessary
         for i, r in zip(idx, res):

@@ -66,3 +66,18 @@ def test_without_the_saving_nothing_retires(whole):
     res = b.run(reports_per_chunk=2, retire_done=True)
     assert b.live_rows is None
     assert all(not same(r1, r2) for r1, r2 in zip(whole, res))
+
+
+def test_simulate_retires_by_default_and_changes_no_result(whole, always_retire):
+    """simulate() (and so the CLI job, sim.retire_done) retires finished configurations unless told
+    not to; either way the results are the whole batch's."""
+    seen = []
+    res = S.simulate(CFGS, reports_per_chunk=2, progress=False,
+                     on_chunk=lambda bk: seen.append(bk.live_rows is not None))
+    assert any(seen)  # it did shrink
+    kept = []
+    res2 = S.simulate(CFGS, reports_per_chunk=2, progress=False, retire_done=False,
+                      on_chunk=lambda bk: kept.append(bk.live_rows is not None))
+    assert not any(kept)
+    for i, (r0, r1, r2) in enumerate(zip(whole, res, res2)):
+        assert not same(r0, r1) and not same(r0, r2), i

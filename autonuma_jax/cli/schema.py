@@ -130,6 +130,9 @@ class SimConf:
     reports_per_chunk: int = 10  # report intervals per compiled call (progress / early-stop granularity)
     batch_size: int = 0  # most configurations in one vmapped batch (0 = a whole shape bucket)
     stop_when_done: bool = True
+    # finished configurations leave the compiled batch once half of it is done, when the saving pays
+    # for the smaller batch's compile (Bucket.run(retire_done=...)); results are the same bit for bit
+    retire_done: bool = True
     # Persistent XLA compilation cache (a second run of the same shapes skips the compile); null = off.
     compilation_cache_dir: Optional[str] = None
     # JSON lines of this machine's measured throughput (cli/throughput.py: --dry-run estimates); null = off.
