@@ -370,8 +370,9 @@ def read_rows(path: str) -> list[dict]:
                     row[k] = v
                 elif k in ("seeds", "engine_policy"):
                     row[k] = int(v)
-                elif k == "alternative":
-                    row[k] = v == "True"
+                elif k == "alternative":  # set on alternative-build rows only, as aggregate() does
+                    if v == "True":
+                        row[k] = True
                 else:
                     row[k] = float(v) if v not in ("", "nan") else float("nan")
             out.append(row)
@@ -579,7 +580,7 @@ def markdown_report(rows: Sequence[dict], meta: dict) -> str:
         walls = {r["workload"]: r["cell_wall_s"] for r in rs}
         out += ["", "Wall time per cell: " + ", ".join(f"{k} {v:.0f} s" for k, v in walls.items()) + "."]
     if meta.get("plots"):
-        out += ["", "Plots: " + ", ".join(f"`{p}`" for p in meta["plots"]) + "."]
+        out += ["", "Plots: " + ", ".join(f"`{p}`" for p in sorted(dict.fromkeys(meta["plots"]))) + "."]
     return "\n".join(out) + "\n"
 
 
