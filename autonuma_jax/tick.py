@@ -223,7 +223,9 @@ def _phase_fns(static):
         mp = params.machine
         exch_ns = jnp.where(moved, params.knobs.costs.exchange_ns, 0)
         cpu_node = mp.cpu_node[jnp.maximum(state.tasks.cpu, 0)]
-        node_entry = state.pages.node[jnp.minimum(st.unit, static.n_units - 1)].astype(i32)
+        # the access phase read the entries' nodes after its allocations and migrations; when it was
+        # skipped (``ran`` False: nothing interesting this tick), they are the stream's own lookup
+        node_entry = jnp.where(ast["ran"], ast["node_entry"], st.est_node)
         local_kib = jnp.sum(jnp.where(st.valid & (node_entry == cpu_node[:, None]), st.kib, 0))
         total_kib = jnp.sum(jnp.where(st.valid, st.kib, 0))
         tasks = lifecycle.advance(state.tasks, params, st, state.tick + 1)

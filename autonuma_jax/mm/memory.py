@@ -202,5 +202,9 @@ def access(state, params, static, st, autonuma_on, capacity=None, first_touch=Tr
     stats = dict(hinting_faults=n_events, fault_pages=fstats["fault_pages"], pages_queued=fstats["pages_queued"],
                  overflows=fstats["overflows"], oom=jnp.sum(jnp.where(oom, w, 0)), alloc_ns=alloc_ns,
                  migrated=up_migrated, up_migrate_ns=jnp.sum(up_ns),
-                 fault_ns=fault_ns, **_ring_writes(fstats, static))
+                 fault_ns=fault_ns, **_ring_writes(fstats, static),
+                 # the node of every stream entry after the phase, for the tick's locality count; read
+                 # here, inside the phase, so that no read of pages.node outside it is left unordered
+                 # with the in-place writes of the phases around it (XLA copied the array for it)
+                 node_entry=state.pages.node[jnp.minimum(st.unit, U - 1)].astype(i32), ran=jnp.bool_(True))
     return state, wake, stats
