@@ -36,7 +36,10 @@ def ring_index(dst, src, n_nodes: int):
 
 
 def unit_mm(units, mm_start):
-    return (jnp.searchsorted(mm_start, units, side="right") - 1).astype(i32)
+    """Process slot of each unit. ``compare_all``: the few process starts are compared at once; the
+    default method is a binary-search loop, which on the CPU copies its operands every step (for
+    ``compact_rings``, the whole [R, capacity] rings)."""
+    return (jnp.searchsorted(mm_start, units, side="right", method="compare_all") - 1).astype(i32)
 
 
 def knuma_migrated(state, params, static, wake):
