@@ -198,7 +198,8 @@ def simulate_runs(runs: list[Run], sim: dict, progress_cfg: dict | None = None, 
             prog.update(b)
         timer.start()
         res = bucket.run(reports_per_chunk=rpc, stop_when_done=bool(sim.get("stop_when_done", True)),
-                         retire_done=bool(sim.get("retire_done", True)), on_chunk=on_chunk, final_checkpoint=bool(checkpoint_dir), **kw)
+                         retire_done=bool(sim.get("retire_done", True)), on_chunk=on_chunk,
+                         final_checkpoint=bool(checkpoint_dir), **kw)
         throughput.record(sim.get("throughput_log"), bucket.static, len(idx), timer, bucket.reports_done, resumed)
         if getattr(bucket, "stopped", False):
             prog.close(complete=False)
