@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 
 import jax
-import numpy as np
 
 from autonuma_jax import bench
 from autonuma_jax.simulate import Bucket

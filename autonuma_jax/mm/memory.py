@@ -20,7 +20,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ..ops import bit, segment_first_min, sort_perm
+from ..ops import segment_first_min, sort_perm
 from ..pytree import replace
 from ..state import PMD_NUMA, PMD_THP, T_INIT
 from ..vmstat import count_vm_numa_events
