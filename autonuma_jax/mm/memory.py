@@ -155,16 +155,20 @@ def access(state, params, static, st, autonuma_on, capacity=None, first_touch=Tr
     ev_cpu_nid = mp.cpu_node[jnp.maximum(tasks.cpu[jnp.minimum(ev_task, T - 1)], 0)]
     state = count_vm_numa_events(state, numa_hint_faults_local=jnp.sum((ev_valid & (ev_nid == ev_cpu_nid)).astype(i32)))
 
-    flags_before = pages.pmd_flags[jnp.minimum(ev_key if upf > 1 else ev_key // static.units_per_pmd,
-                                               static.n_pmds - 1)]
     # disarm: the pmd (all its ptes) or the pte
     if static.pte_faults:
+        flags_before = pages.pmd_flags[jnp.minimum(ev_key if upf > 1 else ev_key // static.units_per_pmd,
+                                                   static.n_pmds - 1)]
         pte_numa = pages.pte_numa.at[jnp.where(ev_valid, ev_key, U)].set(jnp.uint8(0), mode="drop")
         pages = replace(pages, pte_numa=pte_numa)
     else:
         pmd = ev_key if upf > 1 else ev_key // static.units_per_pmd
         pidx = jnp.where(ev_valid, pmd, static.n_pmds)
         cur = pages.pmd_flags[jnp.minimum(pidx, static.n_pmds - 1)]
+        # the flags before the fault, of every valid event's pmd (the only ones read below): the
+        # gathered values themselves, so that nothing reads the array after its in-place update
+        # (a second gather of it, unordered with the scatter, made XLA copy the array every tick)
+        flags_before = cur
         pages = replace(pages, pmd_flags=pages.pmd_flags.at[pidx].set(cur & ~jnp.uint8(PMD_NUMA), mode="drop"))
 
     # expand to the page units each event covers
