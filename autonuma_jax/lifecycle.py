@@ -19,6 +19,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from .ops import materialize
 from .physics import cycle, locate
 from .pytree import replace
 from .sched.fair import place_new_task
@@ -187,14 +188,14 @@ def _reset_numab(state, params, static, task_mask, mm_mask):
     return replace(nb, **out)
 
 
-def advance(tasks, params, st, tick):
+def advance(tasks, params, st, tick, go=None):
     """Move each thread forward by the units it completed (through its region cycle, physics.locate);
-    phase changes at the end of passes."""
+    phase changes at the end of passes. ``go``: ``ops.materialize``'s (locate's result computed once)."""
     wp = params.workload
     in_init = tasks.phase == T_INIT
     cy = cycle(tasks, wp)
     target = cy.target
-    passes, pos, _ = locate(cy, tasks.passes, tasks.pos, st.n_done)
+    passes, pos = materialize(go, lambda: locate(cy, tasks.passes, tasks.pos, st.n_done)[:2])
     frac = st.frac
     done_phase = ((tasks.phase == T_INIT) | (tasks.phase == T_WORK)) & (passes >= target)
     to_work = done_phase & in_init & (wp.work_passes > 0)

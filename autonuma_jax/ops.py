@@ -67,6 +67,25 @@ def udivmod(x, d, inv=None):
     return q, x - q * d
 
 
+def materialize(go, fn, *args):
+    """``fn(*args)``, computed once into buffers of its own: inside a while loop that runs once when
+    ``go`` (a traced bool, not batched: ``jnp.any(live)`` of the batch), else not at all (zeros).
+
+    XLA:CPU fuses a cheap elementwise producer into every consumer and recomputes it there; for
+    long chains (``physics.locate``: three exact divisions per candidate) read by many consumers
+    (the stream's costs, the access phase, the tick's accounting) that was most of the phase. A
+    loop's results are buffers, so the chain runs once. (``optimization_barrier`` would say the
+    same, but XLA:CPU removes barriers before fusion.) ``go`` None: plain ``fn(*args)``; likewise on
+    other backends, where a loop's predicate is read back by the host on every trip (a GPU has the
+    arithmetic to spare for the recomputation, not the round trips). The values are the same either
+    way: only where they are computed changes."""
+    if go is None or jax.default_backend() != "cpu":
+        return fn(*args)
+    out = jax.eval_shape(fn, *args)
+    zeros = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), out)
+    return jax.lax.while_loop(lambda c: c[0], lambda c: (jnp.bool_(False), fn(*args)), (go, zeros))[1]
+
+
 def floor_i32(x):
     return jnp.floor(x).astype(i32)
 

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 
 from . import memsys
 from .mm.mempolicy import bind_mask, first_choice, preference
-from .ops import f32, floor_i32, q16_part, udivmod, urem
+from .ops import f32, floor_i32, materialize, q16_part, udivmod, urem
 from .pytree import pytree_dataclass
 from .state import T_INIT
 
@@ -103,7 +103,7 @@ def _cost(ns, frac, valid, cap):
     return jnp.where(valid, jnp.minimum(c, cap), cap)
 
 
-def stream(tasks, pages, params, static, draws, budget, running, core_busy, autonuma_on, memsys_prev):
+def stream(tasks, pages, params, static, draws, budget, running, core_busy, autonuma_on, memsys_prev, go=None):
     mp, wp = params.machine, params.workload
     T, A, N = static.n_tasks, static.units_per_tick, static.n_nodes
     cap = static.tick_ns + 1
@@ -111,48 +111,60 @@ def stream(tasks, pages, params, static, draws, budget, running, core_busy, auto
     cy = cycle(tasks, wp)
     target = cy.target
     k = jnp.arange(A, dtype=i32)[None, :]
-    cy2 = Cycle(**{f: getattr(cy, f)[:, None] for f in Cycle.__dataclass_fields__})
-    pass_k, _, unit = locate(cy2, tasks.passes[:, None], tasks.pos[:, None], k)
     active = running & (budget > 0)
-    # the array holds A candidates (the batch's capacity); this configuration uses its own limit
-    valid = active[:, None] & (pass_k < target[:, None]) & (k < params.derived.units_limit)
-    node = pages.node[unit].astype(i32)
     cpu_node = mp.cpu_node[jnp.maximum(tasks.cpu, 0)]
-    tid = jnp.arange(T, dtype=i32)[:, None]
-    mask = bind_mask(tasks, params, tid, unit)
-    order, allowed = preference(mask, cpu_node[:, None], tasks.task_selected_nid[:, None], autonuma_on,
-                                mp.zonelist)
-    est = jnp.where(node >= 0, node, first_choice(order, allowed))
+
+    def candidates():
+        cy2 = Cycle(**{f: getattr(cy, f)[:, None] for f in Cycle.__dataclass_fields__})
+        # one stacked result: two would be two fusions, each computing the whole of ``locate``
+        pass_k, unit = materialize(
+            go, lambda: jnp.stack(locate(cy2, tasks.passes[:, None], tasks.pos[:, None], k)[::2]))
+        # the array holds A candidates (the batch's capacity); this configuration uses its own limit
+        valid = active[:, None] & (pass_k < target[:, None]) & (k < params.derived.units_limit)
+        node = pages.node[unit].astype(i32)
+        tid = jnp.arange(T, dtype=i32)[:, None]
+        mask = bind_mask(tasks, params, tid, unit)
+        order, allowed = preference(mask, cpu_node[:, None], tasks.task_selected_nid[:, None], autonuma_on,
+                                    mp.zonelist)
+        est = jnp.where(node >= 0, node, first_choice(order, allowed))
+        w_count = jnp.sum((valid[:, :, None] & (est[:, :, None] == jnp.arange(N, dtype=i32)[None, None, :]))
+                          .astype(i32), axis=1)
+        return unit, valid, node, order, allowed, est, w_count
+
+    # computed once (``ops.materialize``): XLA would otherwise recompute ``locate`` in each consumer
+    unit, valid, node, order, allowed, est, w_count = materialize(go, candidates)
     B = budget[:, None]
 
     # the memory system's fixed point over this tick's demand -> loaded latencies, miss slots
-    w_count = jnp.sum((valid[:, :, None] & (est[:, :, None] == jnp.arange(N, dtype=i32)[None, None, :])).astype(i32),
-                      axis=1)
     frac_q10 = (jnp.right_shift(budget, 4) << 10) // max(static.tick_ns >> 4, 1)
     with jax.named_scope("memsys_solve"):
         L, n_q8, rho_mc, rho_link = memsys.solve(mp, memsys_prev.rho_mc, memsys_prev.rho_link, cpu_node, w_count,
                                                  core_busy, frac_q10, draws.speed_pm, active, N)
-    ns = memsys.unit_ns(L[cpu_node[:, None], est], n_q8, draws.speed_pm, static.unit_pages * 4096)
 
-    c = _cost(ns, tasks.frac, valid, cap)
-    e = jnp.cumsum(c, axis=1)
-    s = e - c
-    touched = valid & (s < B)
-    completed = valid & (e <= B)
-    n_done = jnp.sum(completed.astype(i32), axis=1)
-    tin = jnp.where(valid, jnp.clip(jnp.minimum(e, B) - s, 0), 0)
-    kib = floor_i32(tin.astype(f32) / ns.astype(f32) * unit_kib)
-    j = jnp.minimum(n_done, A - 1)
-    pj = jnp.take_along_axis(touched & ~completed, j[:, None], axis=1)[:, 0] & (n_done < A)
-    s_j = jnp.take_along_axis(s, j[:, None], axis=1)[:, 0]
-    ns_j = jnp.take_along_axis(ns, j[:, None], axis=1)[:, 0]
-    part = floor_i32((budget - s_j).astype(f32) / ns_j.astype(f32) * f32(65536.0))
-    frac = jnp.where(pj, jnp.where(n_done == 0, tasks.frac + part, part), 0)
-    frac = jnp.where(active, jnp.clip(frac, 0, 65535), tasks.frac)  # a thread that did not run keeps its place
-    lim = jnp.minimum(params.derived.units_limit, A)
-    capped = active & (n_done == lim) & (jnp.take_along_axis(e, (lim - 1)[None, None].repeat(T, 0), axis=1)[:, 0]
-                                         < budget) & (jnp.sum(valid, axis=1) == lim)
-    tau = s + draws.phase_ns[:, None]
+    def progress():
+        ns = memsys.unit_ns(L[cpu_node[:, None], est], n_q8, draws.speed_pm, static.unit_pages * 4096)
+        c = _cost(ns, tasks.frac, valid, cap)
+        e = jnp.cumsum(c, axis=1)
+        s = e - c
+        touched = valid & (s < B)
+        completed = valid & (e <= B)
+        n_done = jnp.sum(completed.astype(i32), axis=1)
+        tin = jnp.where(valid, jnp.clip(jnp.minimum(e, B) - s, 0), 0)
+        kib = floor_i32(tin.astype(f32) / ns.astype(f32) * unit_kib)
+        j = jnp.minimum(n_done, A - 1)
+        pj = jnp.take_along_axis(touched & ~completed, j[:, None], axis=1)[:, 0] & (n_done < A)
+        s_j = jnp.take_along_axis(s, j[:, None], axis=1)[:, 0]
+        ns_j = jnp.take_along_axis(ns, j[:, None], axis=1)[:, 0]
+        part = floor_i32((budget - s_j).astype(f32) / ns_j.astype(f32) * f32(65536.0))
+        frac = jnp.where(pj, jnp.where(n_done == 0, tasks.frac + part, part), 0)
+        frac = jnp.where(active, jnp.clip(frac, 0, 65535), tasks.frac)  # a thread that did not run keeps its place
+        lim = jnp.minimum(params.derived.units_limit, A)
+        capped = active & (n_done == lim) & (jnp.take_along_axis(e, (lim - 1)[None, None].repeat(T, 0), axis=1)[:, 0]
+                                             < budget) & (jnp.sum(valid, axis=1) == lim)
+        tau = s + draws.phase_ns[:, None]
+        return touched, kib, n_done, frac, capped, tau
+
+    touched, kib, n_done, frac, capped, tau = materialize(go, progress)
     return Stream(unit=unit, valid=valid, touched=touched, est_node=est, absent=node < 0, order=order,
                   allowed=allowed, tau=tau,
                   kib=kib, n_done=n_done, frac=frac, capped=capped, rho_mc=rho_mc, rho_link=rho_link)

@@ -13,6 +13,8 @@
 """
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 
@@ -20,7 +22,7 @@ from . import lifecycle
 from .config import POLICY_AUTONUMA24, POLICY_NUMA_CORE, POLICY_SCHED_NUMA, UPSTREAM
 from .policies import numacore, schednuma, upstream
 from .mm import autonuma, khugepaged, memory, migrate
-from .ops import add_us
+from .ops import add_us, materialize
 from .physics import stream
 from .pytree import replace
 from .rng import tick_draws
@@ -59,9 +61,11 @@ def _phase_fns(static):
                 | (params.policy == POLICY_NUMA_CORE))
 
 
-    def _draws(state, params):
+    def _draws(state, params, go=None):
         d = params.derived
-        draws = tick_draws(params.seed, state.tick, state.tasks.speed_q, d.speed_a, d.speed_b, d.phase_jitter_ns)
+        # computed once: fused, the hash was recomputed in every halving of the memory-system solver
+        draws = materialize(go, tick_draws, params.seed, state.tick, state.tasks.speed_q, d.speed_a, d.speed_b,
+                            d.phase_jitter_ns)
         state = replace(state, tasks=replace(state.tasks, speed_q=draws.speed_q))
         return lifecycle.exit_mms(state, params, static, respawn=False), draws
 
@@ -124,7 +128,7 @@ def _phase_fns(static):
         return replace(state, tasks=tasks, sched=sched), (n_exch, moved)
 
 
-    def _stream(state, params, draws):
+    def _stream(state, params, draws, go=None):
         mp = params.machine
         tasks = state.tasks
         run = runnable(tasks)
@@ -136,7 +140,7 @@ def _phase_fns(static):
         core_busy = busy_on_core(nr, mp.cpu_core, static.n_cpus)[cpu]
         tasks = replace(tasks, debt_ns=tasks.debt_ns - pay, exec_us=tasks.exec_us + share // 1000)
         st = stream(tasks, state.pages, params, static, draws, budget, run, core_busy, _affinity_on(params),
-                    state.memsys)
+                    state.memsys, go)
         return replace(state, tasks=tasks, memsys=Memsys(rho_mc=st.rho_mc, rho_link=st.rho_link)), st
 
 
@@ -218,7 +222,7 @@ def _phase_fns(static):
         return state, cost
 
 
-    def _advance(state, params, st, ast, moved):
+    def _advance(state, params, st, ast, moved, go=None):
         """Threads move forward; the faults' and first touches' costs become their debt."""
         mp = params.machine
         exch_ns = jnp.where(moved, params.knobs.costs.exchange_ns, 0)
@@ -228,7 +232,7 @@ def _phase_fns(static):
         node_entry = jnp.where(ast["ran"], ast["node_entry"], st.est_node)
         local_kib = jnp.sum(jnp.where(st.valid & (node_entry == cpu_node[:, None]), st.kib, 0))
         total_kib = jnp.sum(jnp.where(st.valid, st.kib, 0))
-        tasks = lifecycle.advance(state.tasks, params, st, state.tick + 1)
+        tasks = lifecycle.advance(state.tasks, params, st, state.tick + 1, go)
         tasks = replace(tasks, debt_ns=tasks.debt_ns + ast["fault_ns"] + ast["alloc_ns"] + exch_ns)
         inc = dict(local_kib=local_kib, total_kib=total_kib, hinting_faults=ast["hinting_faults"],
                    fault_pages=ast["fault_pages"], pages_queued=ast["pages_queued"], queue_overflows=ast["overflows"],
@@ -315,7 +319,7 @@ def _drive(state, params, static, batched: bool):
 def _phases(state, params, static, batched, live):
     if batched:
         def always(fn, *args):
-            with jax.named_scope(fn.__name__.strip("_")):
+            with jax.named_scope(getattr(fn, "func", fn).__name__.strip("_")):
                 return jax.vmap(fn)(*args)
 
         def gated(pred, fn, *args, small=()):
@@ -359,8 +363,11 @@ def _phases(state, params, static, batched, live):
                                                           f["_migrated"])
     _khugepaged_needed, _khugepaged, _account = f["_khugepaged_needed"], f["_khugepaged"], f["_account"]
     _compact_needed, _compact = f["_compact_needed"], f["_compact"]
+    # the batch has work: unbatched, so that the loops that materialise values (``ops.materialize``)
+    # inside the vmapped phases stay loops of the batch
+    go = jnp.any(live) if batched else None
     # 1. lifecycle
-    state, draws = always(_draws, state, params)
+    state, draws = always(partial(_draws, go=go), state, params)
     state, _ = gated(f["_respawn_needed"], f["_respawn"], state, params)
     state, _ = gated(_start_needed, _start, state, params)
     # 2. CFS
@@ -371,7 +378,7 @@ def _phases(state, params, static, batched, live):
     # 3. sched_autonuma_balance
     state, (n_exch, moved) = gated(_balance_needed, _balance, state, params)
     # 4. accesses
-    state, st = always(_stream, state, params, draws)
+    state, st = always(partial(_stream, go=go), state, params, draws)
     # the rings are not carried through the access phase (around the conditional it once was, XLA
     # copied them every tick); the few entries it queues are written after it
     ring = state.migrated.ring
@@ -382,7 +389,7 @@ def _phases(state, params, static, batched, live):
                                       (lambda n: (n[:, 0] <= cap) & (n[:, 1] == 0), f["_access_faults"])])
     ring = always(migrate.write_rings, ring, ast["ring_slot"], ast["ring_unit"])
     state = replace(state, migrated=replace(state.migrated, ring=ring))
-    state, acc_inc = always(_advance, state, params, st, ast, moved)
+    state, acc_inc = always(partial(_advance, go=go), state, params, st, ast, moved)
     # 5. knuma_scand
     state, (flush, scan_ns) = gated(_scand_needed, _scand, state, params)
     # 5b. upstream NUMA balancing: task-context scanning, placement (policies/upstream.py)
