@@ -5,6 +5,10 @@ every autonuma-benchmark workload on each machine for a few seeds. One ``simulat
 (machine, workload) cell, so all policies and seeds of a cell share compiled batches; a cell
 stops as soon as every thread of every configuration in it has finished.
 
+SIGTERM (a scheduler's time limit), SIGUSR1 or SIGINT: the cell in flight is checkpointed at the end of
+its chunk and the run exits with status 3 (``EXIT_INTERRUPTED``); the same command with ``--resume``
+goes on from there, cells already written are kept.
+
 Writes into ``--out`` (default ``outputs/validate/<timestamp>``; an existing ``validation.csv``
 is never overwritten without ``--overwrite``; every file is written to a temporary name and
 renamed into place):
@@ -69,6 +73,7 @@ import json
 import math
 import os
 import shlex
+import signal
 import sys
 import tempfile
 import time
@@ -596,11 +601,53 @@ def plot_nmstat(result, path: str) -> None:
 # ---- driver ----------------------------------------------------------------------------------
 
 CHECKPOINT_EVERY = 5  # chunks (of REPORTS_PER_CHUNK report intervals) between a cell's checkpoints
+EXIT_INTERRUPTED = 3  # the status of a run stopped by a signal after saving its checkpoint
 
 
-def run_cell(cfgs, ckpt_dir: str | None, progress=None) -> list:
+class Interrupted(Exception):
+    """``should_stop`` turned true: the bucket in flight was checkpointed at the end of its chunk."""
+
+
+class StopOnSignal:
+    """SIGTERM (what SLURM and most schedulers send at the time limit), SIGUSR1 (``--signal=USR1@..``)
+    and SIGINT ask the run to stop at the end of the chunk in flight, after saving its checkpoint, so
+    that ``--resume`` loses nothing; without it a signal lost everything since the last periodic
+    checkpoint (up to ``CHECKPOINT_EVERY`` chunks, minutes on eight nodes). A second SIGINT raises
+    KeyboardInterrupt as soon as Python runs again (no checkpoint). ``restore()`` puts the earlier
+    handlers back."""
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+
+    def __init__(self):
+        self.signum = None
+        self.prev = {}
+        for sig in self.SIGNALS:
+            try:
+                self.prev[sig] = signal.signal(sig, self._handler)
+            except ValueError:  # not the main thread: no signal handling, periodic checkpoints only
+                break
+
+    def _handler(self, signum, frame):
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        if self.signum is None:
+            print(f"validate: got {signal.Signals(signum).name}: checkpointing at the end of this chunk, then "
+                  f"stopping (ctrl-c again: without a checkpoint)", file=sys.stderr, flush=True)
+        self.signum = signum
+
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    def restore(self) -> None:
+        for sig, prev in self.prev.items():
+            signal.signal(sig, prev)
+        self.prev = {}
+
+
+def run_cell(cfgs, ckpt_dir: str | None, progress=None, should_stop: Callable[[], bool] | None = None) -> list:
     """``simulate`` with a checkpoint per bucket in ``ckpt_dir`` (resumed when present), so that a
-    long cell interrupted by a signal or a crash goes on where it stopped."""
+    long cell interrupted by a signal or a crash goes on where it stopped. When ``should_stop()``
+    turns true (polled between chunks) the bucket in flight is checkpointed and ``Interrupted`` is
+    raised."""
     from .simulate import make_buckets
     out = [None] * len(cfgs)
     for bi, (idx, bucket) in enumerate(make_buckets(cfgs)):
@@ -608,7 +655,10 @@ def run_cell(cfgs, ckpt_dir: str | None, progress=None) -> list:
         # finished configurations leave the batch (at half of it): the cell then costs the sum of its
         # runs, not its slowest run times the batch (41 % of the ticks simulated were past a run's end)
         res = bucket.run(reports_per_chunk=REPORTS_PER_CHUNK, stop_when_done=True, on_chunk=progress,
-                         checkpoint=path, checkpoint_every=CHECKPOINT_EVERY, retire_done=True)
+                         checkpoint=path, checkpoint_every=CHECKPOINT_EVERY, retire_done=True,
+                         should_stop=should_stop)
+        if bucket.stopped:
+            raise Interrupted(path)
         for i, r in zip(idx, res):
             out[i] = r
     return out
@@ -720,6 +770,14 @@ def render(folder: str) -> int:
 
 
 def main(argv=None) -> int:
+    stop = StopOnSignal()
+    try:
+        return _main(argv, stop)
+    finally:
+        stop.restore()
+
+
+def _main(argv, stop: StopOnSignal) -> int:
     t_start = time.time()
     args = parse_args(argv)
     if args.render:
@@ -855,7 +913,12 @@ def main(argv=None) -> int:
             log(f"    {b.reports_done * st.report_ticks * st.tick_s:7.1f} s simulated  ({time.time() - t0:6.1f} s wall)")
 
         ckpt = os.path.join(out, "checkpoints", f"{m}__{w}")
-        results = run_cell(cfgs + alt_cfgs, ckpt, progress)
+        try:
+            results = run_cell(cfgs + alt_cfgs, ckpt, progress, should_stop=stop.requested)
+        except Interrupted:
+            print(f"validate: stopped by {signal.Signals(stop.signum).name}; {m} / {w} checkpointed in {ckpt}, the "
+                  f"cells before it kept: rerun the same command with --resume to go on", file=sys.stderr)
+            return EXIT_INTERRUPTED
         wall = time.time() - t0
         summaries = [r.summary() for r in results]
         cell_runs = [dict(machine=m, workload=w, build=r.config.build, **s) for s, r in zip(summaries, results)]
