@@ -614,7 +614,8 @@ class StopOnSignal:
     that ``--resume`` loses nothing; without it a signal lost everything since the last periodic
     checkpoint (up to ``CHECKPOINT_EVERY`` chunks, minutes on eight nodes). A second SIGINT raises
     KeyboardInterrupt as soon as Python runs again (no checkpoint). ``restore()`` puts the earlier
-    handlers back."""
+    handlers back. (``cli.preempt`` does the same for the hydra jobs, and hands the signal on to
+    submitit's requeue; the core does not import the CLI layer, so this is its own small copy.)"""
     SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
 
     def __init__(self):
