@@ -73,8 +73,9 @@ def materialize(go, fn, *args):
 
     XLA:CPU fuses a cheap elementwise producer into every consumer and recomputes it there; for
     long chains (``physics.locate``: three exact divisions per candidate) read by many consumers
-    (the stream's costs, the access phase, the tick's accounting) that was most of the phase. A
-    loop's results are buffers, so the chain runs once. (``optimization_barrier`` would say the
+    (the stream's costs, the access phase, the tick's accounting) it was computed again in each
+    (and the tick's threefry hash in each of the solver's 14 halvings). A loop's results are
+    buffers, so the chain runs once. (``optimization_barrier`` would say the
     same, but XLA:CPU removes barriers before fusion.) ``go`` None: plain ``fn(*args)``; likewise on
     other backends, where a loop's predicate is read back by the host on every trip (a GPU has the
     arithmetic to spare for the recomputation, not the round trips). The values are the same either
